@@ -1,0 +1,158 @@
+/* Opening modules and tokens for commands, PINs, errors, JSON output. */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unistd.h>
+
+#include <openssl/conf.h>
+#include <openssl/err.h>
+
+#include "cli/cli.h"
+
+int cli_error(int r)
+{
+	const char *msg = p11pki_errmsg();
+
+	fprintf(stderr, "p11pki: %s\n", *msg != '\0' ? msg : p11pki_strerror(r));
+	return r == P11PKI_E_ARG ? 2 : 1;
+}
+
+int cli_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("p11pki: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see 'p11pki --help')\n", stderr);
+	return 2;
+}
+
+int cli_selection(struct cli *c, const char *uri_text)
+{
+	int r;
+
+	if (uri_text != NULL)
+		return p11pki_uri_parse(uri_text, &c->uri);
+	if ((r = p11pki_uri_new(&c->uri)) != 0)
+		return r;
+	if (c->token != NULL && (c->uri->token = strdup(c->token)) == NULL)
+		return p11pki_fail(P11PKI_E_NOMEM, "out of memory");
+	return P11PKI_OK;
+}
+
+/* module = PATH in the [ p11pki ] section of the config file. */
+static int config_module(const char *file, char **out)
+{
+	char home[PATH_MAX - 16], path[PATH_MAX];
+	CONF *conf = NULL;
+	long line = 0;
+	const char *v;
+	int r = P11PKI_OK;
+
+	*out = NULL;
+	if (file == NULL) {
+		if ((r = p11pki_home(home, sizeof(home))) != 0)
+			return r;
+		snprintf(path, sizeof(path), "%s/p11pki.conf", home);
+		file = path;
+		if (access(file, F_OK) != 0)
+			return P11PKI_OK;
+	}
+	if ((conf = NCONF_new(NULL)) == NULL)
+		return p11pki_fail(P11PKI_E_NOMEM, "out of memory reading %s", file);
+	if (NCONF_load(conf, file, &line) <= 0) {
+		r = line > 0 ? p11pki_fail(P11PKI_E_ARG, "%s:%ld: syntax error", file, line)
+			     : p11pki_fail(P11PKI_E_IO, "cannot read config file %s", file);
+	} else if ((v = NCONF_get_string(conf, "p11pki", "module")) != NULL && (*out = strdup(v)) == NULL) {
+		r = p11pki_fail(P11PKI_E_NOMEM, "out of memory");
+	}
+	ERR_clear_error();
+	NCONF_free(conf);
+	return r;
+}
+
+int cli_open_module(struct cli *c)
+{
+	char *from_config = NULL;
+	const char *path = c->module;
+	int r;
+
+	if (path == NULL && c->uri != NULL)
+		path = c->uri->module_path;
+	if (path == NULL) {
+		if ((r = config_module(c->config, &from_config)) != 0)
+			return r;
+		path = from_config;
+	}
+	r = p11pki_module_open(path, &c->m);
+	free(from_config);
+	return r;
+}
+
+int cli_read_pin(const char *spec, const char *prompt, p11pki_secret **out)
+{
+	if (spec != NULL)
+		return p11pki_pin_read(spec, out);
+	return p11pki_pin_prompt(prompt, out);
+}
+
+int cli_open_token(struct cli *c, const char *uri_text, int login)
+{
+	p11pki_secret *pin = NULL;
+	char prompt[96];
+	int r;
+
+	if (c->uri == NULL && (r = cli_selection(c, uri_text)) != 0)
+		return r;
+	if (c->uri->token == NULL && c->uri->serial == NULL && !c->uri->has_slot_id && c->token == NULL)
+		return p11pki_fail(P11PKI_E_ARG, "which token? give --token LABEL or token= in the URI");
+	if (c->uri->token == NULL && c->token != NULL && (c->uri->token = strdup(c->token)) == NULL)
+		return p11pki_fail(P11PKI_E_NOMEM, "out of memory");
+	if ((r = cli_open_module(c)) != 0 || (r = p11pki_token_open(c->m, c->uri, &c->t)) != 0)
+		return r;
+	if (!login)
+		return P11PKI_OK;
+	snprintf(prompt, sizeof(prompt), "User PIN for token '%s': ", p11pki_token_label(c->t));
+	if (c->uri->pin_source != NULL)
+		r = p11pki_pin_read(c->uri->pin_source, &pin);
+	else if (c->pin_source != NULL || c->uri->pin_value == NULL)
+		r = cli_read_pin(c->pin_source, prompt, &pin);
+	else {
+		fprintf(stderr, "p11pki: warning: pin-value in a URI is visible to other users; use pin-source\n");
+		r = p11pki_secret_from(c->uri->pin_value->data, c->uri->pin_value->len, &pin);
+	}
+	if (r == 0)
+		r = p11pki_token_login(c->t, pin);
+	p11pki_secret_free(pin);
+	return r;
+}
+
+void cli_close(struct cli *c)
+{
+	p11pki_token_close(c->t);
+	p11pki_module_close(c->m);
+	p11pki_uri_free(c->uri);
+	c->t = NULL;
+	c->m = NULL;
+	c->uri = NULL;
+}
+
+void cli_json_string(FILE *fp, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
+
+	fputc('"', fp);
+	for (; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(fp, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(fp, "\\u%04x", *p);
+		else
+			fputc(*p, fp);
+	}
+	fputc('"', fp);
+}

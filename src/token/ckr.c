@@ -1,0 +1,120 @@
+/* CKR_* code names, and the wrapper that notes every C_* call. */
+#include <stdio.h>
+#include <stdarg.h>
+
+#include "token/internal.h"
+
+static _Thread_local const char *last_failed_call = "C_?";
+
+#define CKR(x) { x, #x }
+static const struct { CK_RV rv; const char *name; } ckr_names[] = {
+	CKR(CKR_OK), CKR(CKR_CANCEL), CKR(CKR_HOST_MEMORY), CKR(CKR_SLOT_ID_INVALID),
+	CKR(CKR_GENERAL_ERROR), CKR(CKR_FUNCTION_FAILED), CKR(CKR_ARGUMENTS_BAD),
+	CKR(CKR_NO_EVENT), CKR(CKR_NEED_TO_CREATE_THREADS), CKR(CKR_CANT_LOCK),
+	CKR(CKR_ATTRIBUTE_READ_ONLY), CKR(CKR_ATTRIBUTE_SENSITIVE),
+	CKR(CKR_ATTRIBUTE_TYPE_INVALID), CKR(CKR_ATTRIBUTE_VALUE_INVALID),
+	CKR(CKR_ACTION_PROHIBITED), CKR(CKR_DATA_INVALID), CKR(CKR_DATA_LEN_RANGE),
+	CKR(CKR_DEVICE_ERROR), CKR(CKR_DEVICE_MEMORY), CKR(CKR_DEVICE_REMOVED),
+	CKR(CKR_ENCRYPTED_DATA_INVALID), CKR(CKR_ENCRYPTED_DATA_LEN_RANGE),
+	CKR(CKR_FUNCTION_CANCELED), CKR(CKR_FUNCTION_NOT_PARALLEL),
+	CKR(CKR_FUNCTION_NOT_SUPPORTED), CKR(CKR_KEY_HANDLE_INVALID),
+	CKR(CKR_KEY_SIZE_RANGE), CKR(CKR_KEY_TYPE_INCONSISTENT), CKR(CKR_KEY_NOT_NEEDED),
+	CKR(CKR_KEY_CHANGED), CKR(CKR_KEY_NEEDED), CKR(CKR_KEY_INDIGESTIBLE),
+	CKR(CKR_KEY_FUNCTION_NOT_PERMITTED), CKR(CKR_KEY_NOT_WRAPPABLE),
+	CKR(CKR_KEY_UNEXTRACTABLE), CKR(CKR_MECHANISM_INVALID),
+	CKR(CKR_MECHANISM_PARAM_INVALID), CKR(CKR_OBJECT_HANDLE_INVALID),
+	CKR(CKR_OPERATION_ACTIVE), CKR(CKR_OPERATION_NOT_INITIALIZED),
+	CKR(CKR_PIN_INCORRECT), CKR(CKR_PIN_INVALID), CKR(CKR_PIN_LEN_RANGE),
+	CKR(CKR_PIN_EXPIRED), CKR(CKR_PIN_LOCKED), CKR(CKR_SESSION_CLOSED),
+	CKR(CKR_SESSION_COUNT), CKR(CKR_SESSION_HANDLE_INVALID),
+	CKR(CKR_SESSION_PARALLEL_NOT_SUPPORTED), CKR(CKR_SESSION_READ_ONLY),
+	CKR(CKR_SESSION_EXISTS), CKR(CKR_SESSION_READ_ONLY_EXISTS),
+	CKR(CKR_SESSION_READ_WRITE_SO_EXISTS), CKR(CKR_SIGNATURE_INVALID),
+	CKR(CKR_SIGNATURE_LEN_RANGE), CKR(CKR_TEMPLATE_INCOMPLETE),
+	CKR(CKR_TEMPLATE_INCONSISTENT), CKR(CKR_TOKEN_NOT_PRESENT),
+	CKR(CKR_TOKEN_NOT_RECOGNIZED), CKR(CKR_TOKEN_WRITE_PROTECTED),
+	CKR(CKR_UNWRAPPING_KEY_HANDLE_INVALID), CKR(CKR_UNWRAPPING_KEY_SIZE_RANGE),
+	CKR(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT), CKR(CKR_USER_ALREADY_LOGGED_IN),
+	CKR(CKR_USER_NOT_LOGGED_IN), CKR(CKR_USER_PIN_NOT_INITIALIZED),
+	CKR(CKR_USER_TYPE_INVALID), CKR(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+	CKR(CKR_USER_TOO_MANY_TYPES), CKR(CKR_WRAPPED_KEY_INVALID),
+	CKR(CKR_WRAPPED_KEY_LEN_RANGE), CKR(CKR_WRAPPING_KEY_HANDLE_INVALID),
+	CKR(CKR_WRAPPING_KEY_SIZE_RANGE), CKR(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
+	CKR(CKR_RANDOM_SEED_NOT_SUPPORTED), CKR(CKR_RANDOM_NO_RNG),
+	CKR(CKR_DOMAIN_PARAMS_INVALID), CKR(CKR_BUFFER_TOO_SMALL),
+	CKR(CKR_SAVED_STATE_INVALID), CKR(CKR_INFORMATION_SENSITIVE),
+	CKR(CKR_STATE_UNSAVEABLE), CKR(CKR_CRYPTOKI_NOT_INITIALIZED),
+	CKR(CKR_CRYPTOKI_ALREADY_INITIALIZED), CKR(CKR_MUTEX_BAD),
+	CKR(CKR_MUTEX_NOT_LOCKED), CKR(CKR_FUNCTION_REJECTED),
+};
+
+const char *p11pki_ckr_name(CK_RV rv)
+{
+	static _Thread_local char unknown[32];
+	size_t i;
+
+	for (i = 0; i < sizeof(ckr_names) / sizeof(ckr_names[0]); i++)
+		if (ckr_names[i].rv == rv)
+			return ckr_names[i].name;
+	snprintf(unknown, sizeof(unknown), "CKR_0x%08lX", (unsigned long)rv);
+	return unknown;
+}
+
+CK_RV p11pki_ck_note(const char *call, CK_RV rv)
+{
+	if (rv != CKR_OK)
+		last_failed_call = call;
+	p11pki_log(P11PKI_LOG_DEBUG, "%s: %s", call, p11pki_ckr_name(rv));
+	return rv;
+}
+
+const char *p11pki_ck_last_call(void)
+{
+	return last_failed_call;
+}
+
+int p11pki_ck_recoverable(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_SESSION_CLOSED:
+	case CKR_DEVICE_ERROR:
+	case CKR_DEVICE_REMOVED:
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_USER_NOT_LOGGED_IN:
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int p11pki_ck_fail(CK_RV rv, const char *call, const char *token_label,
+		   const char *detail_fmt, ...)
+{
+	char detail[256] = "";
+	int code = P11PKI_E_TOKEN;
+	va_list ap;
+
+	if (detail_fmt != NULL) {
+		va_start(ap, detail_fmt);
+		vsnprintf(detail, sizeof(detail), detail_fmt, ap);
+		va_end(ap);
+	}
+	switch (rv) {
+	case CKR_PIN_INCORRECT:
+	case CKR_PIN_INVALID:
+	case CKR_PIN_LEN_RANGE:
+	case CKR_PIN_EXPIRED:
+	case CKR_PIN_LOCKED:
+	case CKR_USER_PIN_NOT_INITIALIZED:
+		code = P11PKI_E_PIN;
+		break;
+	default:
+		break;
+	}
+	if (token_label != NULL)
+		return p11pki_fail(code, "%s on token '%s'%s: %s", call, token_label, detail,
+				   p11pki_ckr_name(rv));
+	return p11pki_fail(code, "%s%s: %s", call, detail, p11pki_ckr_name(rv));
+}

@@ -1,0 +1,96 @@
+/* Private to the token layer: module and token structures, the one
+ * wrapper every C_* call goes through, and the session pool. */
+#ifndef P11PKI_TOKEN_INTERNAL_H
+#define P11PKI_TOKEN_INTERNAL_H
+
+#include <pthread.h>
+#include <p11-kit/pkcs11.h>
+#include <libp11.h>
+
+#include <p11pki/token.h>
+
+#ifdef UNITTEST
+#define STATIC_UNLESS_TEST
+#else
+#define STATIC_UNLESS_TEST static
+#endif
+
+struct p11pki_module {
+	char *path;
+	PKCS11_CTX *ctx;	/* libp11: owns C_Initialize / C_Finalize */
+	void *dl;		/* our reference to the same loaded module */
+	CK_FUNCTION_LIST *f;	/* for the calls libp11 0.4.12 lacks */
+	pthread_mutex_t lock;	/* serialises libp11 slot enumeration */
+};
+
+struct p11pki_token {
+	p11pki_module *m;
+	CK_SLOT_ID slot;
+	char label[33], serial[17];	/* identify it again after removal */
+	p11pki_secret *pin;		/* kept to log in again on recovery */
+	pthread_mutex_t lock;
+	pthread_cond_t idle_cond;
+	CK_SESSION_HANDLE *idle;	/* sessions ready for use */
+	unsigned n_idle, n_open, max_open;
+	unsigned generation;		/* bumped when all sessions are dropped */
+	int logged_in;
+};
+
+/* Every C_* call goes through P11_CALL: it logs the call and its result
+ * (P11PKI_DEBUG=1) and remembers the name of the last call that failed on
+ * this thread, so errors can say "C_Sign ...: CKR_...". */
+#define P11_CALL(mod, fn, ...) p11pki_ck_note(#fn, (mod)->f->fn(__VA_ARGS__))
+CK_RV p11pki_ck_note(const char *call, CK_RV rv);
+const char *p11pki_ck_last_call(void);
+const char *p11pki_ckr_name(CK_RV rv);
+
+/* Records "<call> on token '<label>'<detail>: <CKR name>" and returns the
+ * matching status code (P11PKI_E_PIN for PIN errors, else E_TOKEN). */
+int p11pki_ck_fail(CK_RV rv, const char *call, const char *token_label,
+		   const char *detail_fmt, ...) P11PKI_PRINTF(4, 5);
+
+/* True for the codes after which reopening the session (and logging in
+ * again) may succeed. */
+int p11pki_ck_recoverable(CK_RV rv);
+
+/* Runs fn on a pooled, logged-in session. A recoverable failure reopens
+ * sessions, logs in again and retries once; CKR_GENERAL_ERROR (SoftHSM2's
+ * answer to concurrent opens) is retried with backoff. On failure the
+ * message names the call, the token, `what` and the CKR code. */
+typedef CK_RV (*p11pki_session_fn)(p11pki_token *t, CK_SESSION_HANDLE s, void *arg);
+int p11pki_token_run(p11pki_token *t, const char *what, p11pki_session_fn fn, void *arg);
+
+/* Finds up to max objects matching a template. */
+CK_RV p11pki_find(p11pki_token *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl,
+		  CK_ULONG n, CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
+/* Reads one attribute into a new buffer (caller frees). */
+CK_RV p11pki_attr_get(p11pki_token *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+		      CK_ATTRIBUTE_TYPE type, unsigned char **val, CK_ULONG *len);
+/* Reads a CK_BBOOL attribute: 1, 0, or -1 when the token did not say. */
+int p11pki_attr_bool(p11pki_token *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+		     CK_ATTRIBUTE_TYPE type);
+
+/* Builds the search template (class, label, id) of a URI selection. */
+CK_ULONG p11pki_uri_template(const struct p11pki_uri *sel, CK_OBJECT_CLASS *cls,
+			     CK_ATTRIBUTE *tmpl, CK_ULONG max);
+
+/* Finds the one initialised token the selection matches (NULL: any);
+ * found->uri is left NULL. */
+int p11pki_slot_find(p11pki_module *m, const struct p11pki_uri *sel,
+		     struct p11pki_token_info *found);
+
+/* Selects exactly one key pair by the URI's object=/id=; the caller frees
+ * one->label and one->uri. */
+int p11pki_key_select(p11pki_token *t, const struct p11pki_uri *sel, struct p11pki_key_info *one);
+
+/* Copies a space-padded PKCS#11 field into a NUL-terminated string. */
+void p11pki_unpad(char *dst, size_t dst_size, const unsigned char *src, size_t src_len);
+
+/* Sleeps for ms milliseconds (backoff between retries). */
+void p11pki_sleep_ms(unsigned ms);
+
+/* The token's URI: token, manufacturer, serial, model; caller frees. */
+int p11pki_token_uri(const p11pki_token *t, const char *object,
+		     const unsigned char *id, size_t id_len, char **out);
+
+#endif

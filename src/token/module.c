@@ -1,0 +1,98 @@
+/* Loading a PKCS#11 module. libp11 loads and initialises it (it is the one
+ * owner of C_Initialize/C_Finalize); we take the same module's
+ * CK_FUNCTION_LIST for what libp11 0.4.12 cannot do. */
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "token/internal.h"
+
+/* libp11 does not say why a load failed: find out for the message. */
+static int explain_load_failure(const char *path)
+{
+	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	CK_C_GetFunctionList get_list;
+	CK_FUNCTION_LIST *f = NULL;
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+	const char *conf = getenv("SOFTHSM2_CONF");
+	CK_RV rv;
+	int r;
+
+	if (dl == NULL)
+		return p11pki_fail(P11PKI_E_MODULE, "PKCS#11 module '%s' cannot be loaded: %s", path, dlerror());
+	get_list = (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList");
+	if (get_list == NULL || get_list(&f) != CKR_OK || f == NULL) {
+		r = p11pki_fail(P11PKI_E_MODULE, "'%s' is not a PKCS#11 module (no C_GetFunctionList)", path);
+	} else if ((rv = p11pki_ck_note("C_Initialize", f->C_Initialize(&args))) != CKR_OK) {
+		r = p11pki_fail(P11PKI_E_MODULE, "C_Initialize of module '%s': %s%s%s%s", path, p11pki_ckr_name(rv),
+				conf ? " (check the configuration in SOFTHSM2_CONF=" : "", conf ? conf : "",
+				conf ? ")" : "");
+	} else {
+		(void)f->C_Finalize(NULL);
+		r = p11pki_fail(P11PKI_E_MODULE, "PKCS#11 module '%s' cannot be initialised by libp11", path);
+	}
+	dlclose(dl);
+	return r;
+}
+
+int p11pki_module_open(const char *path, p11pki_module **out)
+{
+	p11pki_module *m = NULL;
+	CK_C_GetFunctionList get_list;
+	struct stat st;
+	int r;
+
+	*out = NULL;
+	if (path == NULL) {
+		if ((r = p11pki_default_token_setup()) != 0)
+			return r;
+		path = p11pki_default_module_path();
+	}
+	if (stat(path, &st) != 0)
+		return p11pki_fail(P11PKI_E_MODULE, "PKCS#11 module '%s' does not exist: check --module", path);
+	if ((m = calloc(1, sizeof(*m))) == NULL || (m->path = strdup(path)) == NULL) {
+		r = p11pki_fail(P11PKI_E_NOMEM, "out of memory loading a module");
+		goto fail;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	if ((m->ctx = PKCS11_CTX_new()) == NULL) {
+		r = p11pki_fail(P11PKI_E_NOMEM, "PKCS11_CTX_new failed");
+		goto fail;
+	}
+	if (PKCS11_CTX_load(m->ctx, path) != 0) {
+		PKCS11_CTX_free(m->ctx);
+		m->ctx = NULL;
+		r = explain_load_failure(path);
+		goto fail;
+	}
+	/* RTLD_NOLOAD: the same module instance libp11 initialised. */
+	m->dl = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+	if (m->dl == NULL)
+		m->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	get_list = m->dl != NULL ? (CK_C_GetFunctionList)dlsym(m->dl, "C_GetFunctionList") : NULL;
+	if (get_list == NULL || get_list(&m->f) != CKR_OK || m->f == NULL) {
+		r = p11pki_fail(P11PKI_E_MODULE, "PKCS#11 module '%s' has no usable C_GetFunctionList", path);
+		goto fail;
+	}
+	*out = m;
+	return P11PKI_OK;
+fail:
+	p11pki_module_close(m);
+	return r;
+}
+
+void p11pki_module_close(p11pki_module *m)
+{
+	if (m == NULL)
+		return;
+	if (m->ctx != NULL) {
+		PKCS11_CTX_unload(m->ctx); /* C_Finalize */
+		PKCS11_CTX_free(m->ctx);
+	}
+	if (m->dl != NULL)
+		dlclose(m->dl);
+	pthread_mutex_destroy(&m->lock);
+	free(m->path);
+	free(m);
+}

@@ -1,0 +1,255 @@
+/* An open token: one login, a pool of sessions shared by threads, and
+ * recovery when the token or its sessions go away. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "token/internal.h"
+
+#define DEFAULT_POOL 8
+#define OPEN_ATTEMPTS 5	 /* SoftHSM2 fails some concurrent opens */
+
+int p11pki_token_open(p11pki_module *m, const struct p11pki_uri *sel, p11pki_token **out)
+{
+	struct p11pki_token_info info;
+	p11pki_token *t;
+	int r;
+
+	*out = NULL;
+	memset(&info, 0, sizeof(info));
+	if ((r = p11pki_slot_find(m, sel, &info)) != 0)
+		return r;
+	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (t->idle = calloc(DEFAULT_POOL, sizeof(*t->idle))) == NULL) {
+		free(t);
+		return p11pki_fail(P11PKI_E_NOMEM, "out of memory opening a token");
+	}
+	t->m = m;
+	t->slot = info.slot_id;
+	t->max_open = DEFAULT_POOL;
+	memcpy(t->label, info.label, sizeof(t->label));
+	memcpy(t->serial, info.serial, sizeof(t->serial));
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->idle_cond, NULL);
+	*out = t;
+	return P11PKI_OK;
+}
+
+const char *p11pki_token_label(const p11pki_token *t)
+{
+	return t->label;
+}
+
+void p11pki_token_set_pool_size(p11pki_token *t, unsigned n)
+{
+	CK_SESSION_HANDLE *idle;
+
+	if (n == 0 || n > 1024)
+		return;
+	pthread_mutex_lock(&t->lock);
+	if ((idle = realloc(t->idle, (n > t->n_idle ? n : t->n_idle) * sizeof(*idle))) != NULL) {
+		t->idle = idle;
+		t->max_open = n;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Closes every idle session and makes those in use be dropped when they
+ * are handed back. Called with t->lock held. */
+static void drop_sessions(p11pki_token *t)
+{
+	unsigned i;
+
+	for (i = 0; i < t->n_idle; i++)
+		(void)P11_CALL(t->m, C_CloseSession, t->idle[i]);
+	t->n_open -= t->n_idle;
+	t->n_idle = 0;
+	t->generation++;
+	pthread_cond_broadcast(&t->idle_cond);
+}
+
+void p11pki_token_close(p11pki_token *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->lock);
+	drop_sessions(t);
+	pthread_mutex_unlock(&t->lock);
+	pthread_cond_destroy(&t->idle_cond);
+	pthread_mutex_destroy(&t->lock);
+	p11pki_secret_free(t->pin);
+	free(t->idle);
+	free(t);
+}
+
+/* After removal the token may come back in another slot: find it again
+ * by label and serial. */
+static void refind_slot(p11pki_token *t)
+{
+	struct p11pki_token_info info;
+	struct p11pki_uri sel;
+
+	memset(&sel, 0, sizeof(sel));
+	memset(&info, 0, sizeof(info));
+	sel.token = t->label;
+	sel.serial = t->serial;
+	if (p11pki_slot_find(t->m, &sel, &info) == 0)
+		t->slot = info.slot_id;
+}
+
+static CK_RV login(p11pki_token *t, CK_SESSION_HANDLE s)
+{
+	CK_RV rv;
+
+	if (t->pin == NULL)
+		return CKR_OK;
+	rv = P11_CALL(t->m, C_Login, s, CKU_USER, (CK_UTF8CHAR_PTR)t->pin->data, t->pin->len);
+	return rv == CKR_USER_ALREADY_LOGGED_IN ? CKR_OK : rv;
+}
+
+/* Opens one session and logs it in if the token is not logged in yet.
+ * Transient failures are retried with a short backoff. */
+static CK_RV open_session(p11pki_token *t, CK_SESSION_HANDLE *s)
+{
+	unsigned attempt;
+	CK_RV rv = CKR_GENERAL_ERROR;
+
+	for (attempt = 0; attempt < OPEN_ATTEMPTS; attempt++) {
+		if (attempt > 0)
+			p11pki_sleep_ms(5u << attempt);
+		rv = P11_CALL(t->m, C_OpenSession, t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, s);
+		if (rv == CKR_CRYPTOKI_NOT_INITIALIZED) {
+			CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+			(void)P11_CALL(t->m, C_Initialize, &args);
+			continue;
+		}
+		if (rv == CKR_SLOT_ID_INVALID || rv == CKR_TOKEN_NOT_PRESENT) {
+			refind_slot(t);
+			continue;
+		}
+		if (rv != CKR_OK) {
+			if (rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_ERROR)
+				continue;
+			return rv;
+		}
+		if (t->logged_in)
+			return CKR_OK;
+		rv = login(t, *s);
+		if (rv == CKR_OK) {
+			t->logged_in = t->pin != NULL;
+			return CKR_OK;
+		}
+		(void)P11_CALL(t->m, C_CloseSession, *s);
+		if (rv != CKR_GENERAL_ERROR && rv != CKR_DEVICE_ERROR)
+			return rv;
+	}
+	if (attempt == OPEN_ATTEMPTS)
+		p11pki_log(P11PKI_LOG_WARN, "token '%s': gave up opening a session after %d attempts",
+			   t->label, OPEN_ATTEMPTS);
+	return rv;
+}
+
+int p11pki_token_login(p11pki_token *t, const p11pki_secret *pin)
+{
+	CK_SESSION_HANDLE s;
+	CK_RV rv;
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	p11pki_secret_free(t->pin);
+	t->pin = NULL;
+	if ((r = p11pki_secret_from(pin->data, pin->len, &t->pin)) != 0)
+		goto out;
+	t->logged_in = 0;
+	if ((rv = open_session(t, &s)) != CKR_OK) {
+		r = p11pki_ck_fail(rv, p11pki_ck_last_call(), t->label, NULL);
+		p11pki_secret_free(t->pin);
+		t->pin = NULL;
+		goto out;
+	}
+	t->n_open++;
+	t->idle[t->n_idle++] = s; /* the first pooled session */
+out:
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+/* Takes an idle session, opens a new one below the cap, or waits. */
+static CK_RV acquire(p11pki_token *t, CK_SESSION_HANDLE *s, unsigned *generation)
+{
+	CK_RV rv = CKR_OK;
+
+	pthread_mutex_lock(&t->lock);
+	while (t->n_idle == 0 && t->n_open >= t->max_open)
+		pthread_cond_wait(&t->idle_cond, &t->lock);
+	if (t->n_idle > 0) {
+		*s = t->idle[--t->n_idle];
+	} else {
+		t->n_open++; /* reserve the place while opening */
+		rv = open_session(t, s);
+		if (rv != CKR_OK)
+			t->n_open--;
+	}
+	*generation = t->generation;
+	pthread_mutex_unlock(&t->lock);
+	return rv;
+}
+
+/* Returns a session to the pool, or closes it when it is stale. */
+static void release(p11pki_token *t, CK_SESSION_HANDLE s, unsigned generation, int broken)
+{
+	pthread_mutex_lock(&t->lock);
+	if (broken || generation != t->generation || t->n_idle >= t->max_open) {
+		(void)P11_CALL(t->m, C_CloseSession, s);
+		if (generation == t->generation)
+			t->n_open--;
+	} else {
+		t->idle[t->n_idle++] = s;
+	}
+	pthread_cond_signal(&t->idle_cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* A recoverable failure: sessions (and perhaps the login) are gone. */
+static void recover(p11pki_token *t, CK_RV rv, unsigned generation)
+{
+	pthread_mutex_lock(&t->lock);
+	if (generation == t->generation) {
+		p11pki_log(P11PKI_LOG_WARN, "token '%s': %s, reopening sessions", t->label, p11pki_ckr_name(rv));
+		/* sessions in use by other threads were counted under the old
+		 * generation; they are closed, not counted, when handed back */
+		drop_sessions(t);
+		t->n_open = 0;
+		t->logged_in = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+int p11pki_token_run(p11pki_token *t, const char *what, p11pki_session_fn fn, void *arg)
+{
+	CK_SESSION_HANDLE s;
+	unsigned generation, attempt, recoveries = 0;
+	CK_RV rv = CKR_OK;
+
+	for (attempt = 0; attempt < OPEN_ATTEMPTS; attempt++) {
+		if ((rv = acquire(t, &s, &generation)) != CKR_OK) {
+			if (p11pki_ck_recoverable(rv) && recoveries++ == 0)
+				continue;
+			break;
+		}
+		rv = fn(t, s, arg);
+		if (rv == CKR_OK) {
+			release(t, s, generation, 0);
+			return P11PKI_OK;
+		}
+		if (p11pki_ck_recoverable(rv) && recoveries++ == 0) {
+			release(t, s, generation, 1);
+			recover(t, rv, generation);
+			continue;
+		}
+		release(t, s, generation, 0);
+		if (rv != CKR_GENERAL_ERROR)
+			break;
+		p11pki_sleep_ms(5u << attempt);
+	}
+	return p11pki_ck_fail(rv, p11pki_ck_last_call(), t->label, "%s%s", what ? ", " : "", what ? what : "");
+}
