@@ -166,7 +166,7 @@ static int str_matches(const char *want, const char *have)
 	return want == NULL || strcmp(want, have) == 0;
 }
 
-STATIC_UNLESS_TEST int token_matches(const struct p11pki_uri *sel, const struct p11pki_token_info *info)
+static int token_matches(const struct p11pki_uri *sel, const struct p11pki_token_info *info)
 {
 	if (sel != NULL && sel->has_slot_id && sel->slot_id != info->slot_id)
 		return 0;

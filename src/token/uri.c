@@ -331,7 +331,8 @@ static int set_attr(struct parse_state *ps, const struct attr_def *d, const char
 		goto out;
 	store(ps->uri, d, &buf, len, num, &sec);
 out:
-	if (sec != NULL)
+	/* For a PIN, buf is sec's memory, not a heap block of its own. */
+	if (d->kind == K_PIN)
 		p11pki_secret_free(sec);
 	else
 		free(buf);

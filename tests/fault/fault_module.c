@@ -638,12 +638,18 @@ static void write_stats(void)
 	}
 }
 
-/* Also counts for processes that exit without C_Finalize. */
-__attribute__((destructor)) static void write_stats_at_exit(void)
+/* At exit or dlclose: counts for processes that skip C_Finalize, and
+ * frees what would otherwise leak when the caller unloads the module. */
+__attribute__((destructor)) static void module_unload(void)
 {
 	pthread_mutex_lock(&g.lock);
 	if (g.stats_dirty)
 		write_stats();
+	free(g.rules);
+	free(g.sessions);
+	g.rules = NULL;
+	g.sessions = NULL;
+	g.n_rules = g.n_sessions = g.cap_sessions = 0;
 	pthread_mutex_unlock(&g.lock);
 }
 
