@@ -1,0 +1,104 @@
+/* p11pki x509 layer: subject names (OpenSSL slash form and RFC 4514),
+ * internationalised host names, subjectAltNames, request intake checks,
+ * name policies (match / supplied / optional) and key rules. Memory
+ * buffers only: no files, no tokens. */
+#ifndef P11PKI_X509_H
+#define P11PKI_X509_H
+
+#include <stddef.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <p11pki/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Names ------------------------------------------------------------ */
+
+/* Parses "/C=HK/ST=Hong Kong/O=My Org/CN=www.example.com" (slash form,
+ * "\/" escapes a slash) or "CN=www.example.com,O=My Org,C=HK" (RFC 4514,
+ * most significant RDN last, with its backslash and hex escapes) into a
+ * new X509_NAME in the order a certificate carries it (C first). Values
+ * are UTF-8; a CN that looks like a host name is converted to its A-label
+ * (punycode). Unknown attribute names, empty values and oversize values
+ * are P11PKI_E_ARG naming the part. Caller frees with X509_NAME_free. */
+P11PKI_API int p11pki_name_parse(const char *text, X509_NAME **out);
+/* RFC 4514 text of a name (most significant last, UTF-8). Caller frees. */
+P11PKI_API int p11pki_name_format(const X509_NAME *name, char **out);
+
+/* ---- Host names ------------------------------------------------------- */
+
+/* Converts a host name to its ASCII form (IDNA2008 with UTS#46 mapping,
+ * via libidn2): "www.我的伺服器.com" -> "www.xn--...com". A wildcard is
+ * allowed only as the whole leftmost label ("*.example.com"), never alone
+ * or on a public suffix-like single label ("*.com" is refused). Caller
+ * frees with free(). */
+P11PKI_API int p11pki_host_to_ascii(const char *host, char **out);
+/* True when text looks like a DNS host name rather than a person's name:
+ * at least one dot, no spaces. */
+P11PKI_API int p11pki_looks_like_host(const char *text);
+
+/* ---- subjectAltName --------------------------------------------------- */
+
+/* Parses one "dns:NAME", "ip:ADDRESS" (v4 or v6), "email:ADDR" or
+ * "uri:URI" into a new GENERAL_NAME; DNS names go through
+ * p11pki_host_to_ascii. Caller frees with GENERAL_NAME_free. */
+P11PKI_API int p11pki_san_parse(const char *spec, GENERAL_NAME **out);
+/* "dns:www.example.com" style text for a GENERAL_NAME. Caller frees. */
+P11PKI_API int p11pki_san_format(const GENERAL_NAME *gn, char **out);
+
+/* ---- Key rules -------------------------------------------------------- */
+
+struct p11pki_key_rules {
+	unsigned rsa_min_bits;	/* 0: 2048 */
+	int allow_rsa, allow_p256, allow_p384; /* all 0: all allowed */
+};
+/* Refuses keys the rules do not allow (RSA under rsa_min_bits, curves
+ * other than P-256/P-384, DSA, ...), with the reason. */
+P11PKI_API int p11pki_key_check(EVP_PKEY *key, const struct p11pki_key_rules *rules);
+
+/* ---- Request intake --------------------------------------------------- */
+
+/* Checks a CSR as a CA must before signing it: its self-signature
+ * verifies; its signature algorithm is not MD5 or SHA-1; its key passes
+ * the rules. Each refusal is one line (P11PKI_E_POLICY or E_ARG). */
+P11PKI_API int p11pki_csr_check(X509_REQ *req, const struct p11pki_key_rules *rules);
+/* Reads a PEM or DER CSR from memory (at most 64 KiB). Caller frees. */
+P11PKI_API int p11pki_csr_read(const unsigned char *data, size_t len, X509_REQ **out);
+
+/* ---- Name policies (as `openssl ca` policies) ------------------------- */
+
+enum p11pki_policy_rule { P11PKI_POLICY_OPTIONAL = 1, P11PKI_POLICY_SUPPLIED, P11PKI_POLICY_MATCH };
+
+#define P11PKI_POLICY_MAX 16
+struct p11pki_policy {
+	size_t n;
+	struct {
+		int nid; /* countryName, commonName, ... */
+		enum p11pki_policy_rule rule;
+	} field[P11PKI_POLICY_MAX];
+};
+
+/* Reads "field = match|supplied|optional" lines from a config section.
+ * Unknown fields or rules are P11PKI_E_ARG naming the key. */
+P11PKI_API int p11pki_policy_parse(const char *const *keys, const char *const *values, size_t n,
+				   struct p11pki_policy *out);
+/* Applies a policy as `openssl ca` does: the result holds the policy's
+ * fields in policy order; `match` fields must equal the CA's, `supplied`
+ * ones must be present, `optional` ones are copied when present, and
+ * fields the policy does not name are dropped. Refusals name the field. */
+P11PKI_API int p11pki_policy_apply(const struct p11pki_policy *policy, const X509_NAME *ca_subject,
+				   const X509_NAME *requested, X509_NAME **out);
+
+/* ---- Name patterns (profile allow-lists) ------------------------------ */
+
+/* True when host (ASCII) matches pattern: exact (case-insensitive), or
+ * "*.example.com" matching exactly one extra leftmost label, or
+ * ".example.com" matching any name under example.com. */
+P11PKI_API int p11pki_host_pattern_match(const char *pattern, const char *host);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,86 @@
+/* The store of what a CA issued: an interface, so that a PostgreSQL
+ * backend can serve several CA nodes later; SQLite (store_sqlite.c) is the
+ * embedded default. Every write is one transaction; a certificate is
+ * handed out only after p11pki_store_cert_add has committed its row. */
+#ifndef P11PKI_CA_STORE_H
+#define P11PKI_CA_STORE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <p11pki/core.h>
+
+#define P11PKI_STORE_SCHEMA_VERSION 1
+
+typedef struct p11pki_store p11pki_store;
+
+/* A CA known to the store. Strings are owned by the record. */
+struct p11pki_store_ca {
+	char *name;	  /* "issuing" */
+	char *parent;	  /* name of the issuing CA, NULL for a root */
+	char *key_uri;	  /* PKCS#11 URI of the CA key */
+	char *cert_pem;	  /* the CA's certificate */
+	char *chain_pem;  /* its issuers up to the root, PEM, may be NULL */
+	char *config;	  /* CA settings as "key = value" lines, may be NULL */
+	time_t created;
+};
+
+enum p11pki_cert_status { P11PKI_CERT_VALID = 0, P11PKI_CERT_REVOKED = 1 };
+
+/* An issued certificate. */
+struct p11pki_store_cert {
+	char *ca;		/* issuing CA name */
+	char *serial;		/* uppercase hex, no leading zeros */
+	char *subject;		/* RFC 4514 */
+	char *sans;		/* "dns:a, dns:b" */
+	char *profile;		/* server, client, subca, ocsp */
+	char *requester;	/* who asked (CLI user, EST user, ...) */
+	char *pem;
+	time_t not_before, not_after, issued;
+	enum p11pki_cert_status status;
+	time_t revoked;		/* 0 unless revoked */
+	int reason;		/* CRL reason code (RFC 5280), -1 none */
+};
+
+/* Opens (creating if needed, mode 0600) and migrates the database; WAL
+ * mode and a busy timeout let several processes issue at once. */
+int p11pki_store_open(const char *path, p11pki_store **out);
+void p11pki_store_close(p11pki_store *st);
+/* Schema version found in the file (after migration: the current one). */
+int p11pki_store_schema_version(p11pki_store *st);
+
+/* CAs. add fails with P11PKI_E_EXISTS for a taken name. get fills *out
+ * (caller frees with p11pki_store_ca_clear) or P11PKI_E_NOTFOUND. */
+int p11pki_store_ca_add(p11pki_store *st, const struct p11pki_store_ca *ca);
+int p11pki_store_ca_get(p11pki_store *st, const char *name, struct p11pki_store_ca *out);
+int p11pki_store_ca_update_cert(p11pki_store *st, const char *name, const char *cert_pem, const char *chain_pem);
+int p11pki_store_ca_names(p11pki_store *st, char ***names, size_t *n); /* free each + array */
+void p11pki_store_ca_clear(struct p11pki_store_ca *ca);
+
+/* Certificates. add commits one row in its own transaction; a serial
+ * already used by that CA is P11PKI_E_EXISTS (the caller draws another). */
+int p11pki_store_cert_add(p11pki_store *st, const struct p11pki_store_cert *c);
+int p11pki_store_cert_get(p11pki_store *st, const char *ca, const char *serial, struct p11pki_store_cert *out);
+/* Marks a certificate revoked at `when` with an RFC 5280 reason code.
+ * P11PKI_E_NOTFOUND for an unknown serial, P11PKI_E_EXISTS if already
+ * revoked. */
+int p11pki_store_cert_revoke(p11pki_store *st, const char *ca, const char *serial, time_t when, int reason);
+
+struct p11pki_store_filter {
+	int revoked_only;	/* only revoked */
+	time_t expiring_before;	/* 0: any; else valid ones with not_after < this */
+	int include_expired;	/* with revoked_only: keep expired revoked ones */
+};
+/* Lists a CA's certificates, oldest first. Caller frees with
+ * p11pki_store_cert_list_free. */
+int p11pki_store_cert_list(p11pki_store *st, const char *ca, const struct p11pki_store_filter *f,
+			   struct p11pki_store_cert **out, size_t *n);
+void p11pki_store_cert_list_free(struct p11pki_store_cert *certs, size_t n);
+void p11pki_store_cert_clear(struct p11pki_store_cert *c);
+/* Number of certificates a CA issued. */
+int p11pki_store_cert_count(p11pki_store *st, const char *ca, size_t *n);
+
+/* CRL numbers: returns the next number (1, 2, ...) for a CA, atomically. */
+int p11pki_store_next_crl_number(p11pki_store *st, const char *ca, unsigned long long *out);
+
+#endif
