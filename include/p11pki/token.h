@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <p11pki/core.h>
 
 #ifdef __cplusplus
@@ -166,6 +167,28 @@ P11PKI_API int p11pki_key_load(p11pki_token *t, const struct p11pki_uri *sel, EV
 /* Deletes every object (private, public, certificate) of the key pair the
  * URI selects; *count (may be NULL) gets the number of objects removed. */
 P11PKI_API int p11pki_key_delete(p11pki_token *t, const struct p11pki_uri *sel, unsigned *count);
+
+/* ---- Certificates on the token --------------------------------------- */
+
+struct p11pki_cert_info {
+	char *label;
+	unsigned char id[64];
+	size_t id_len;
+	int is_ca;		/* CKA_CERTIFICATE_CATEGORY authority, or CA:TRUE */
+	X509 *cert;		/* owned */
+	char *uri;		/* owned */
+};
+/* Stores a certificate on the token with the given label and CKA_ID. */
+P11PKI_API int p11pki_cert_store(p11pki_token *t, X509 *cert, const char *label, const unsigned char *id,
+				 size_t id_len, int is_ca);
+/* Stores an end-entity certificate next to the private key whose public
+ * key it carries (same CKA_ID and label). P11PKI_E_NOTFOUND when no key on
+ * the token matches. *uri_out (may be NULL) gets the certificate's URI. */
+P11PKI_API int p11pki_cert_import(p11pki_token *t, X509 *cert, char **uri_out);
+/* Lists the certificates the filter selects (NULL: all). Caller frees. */
+P11PKI_API int p11pki_cert_list(p11pki_token *t, const struct p11pki_uri *filter, struct p11pki_cert_info **out,
+				size_t *n);
+P11PKI_API void p11pki_cert_info_free(struct p11pki_cert_info *certs, size_t n);
 
 /* What a token answers when asked for a private key's secret: the value
  * attribute (CKA_PRIVATE_EXPONENT / CKA_VALUE) and wrapping under a fresh

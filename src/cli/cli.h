@@ -8,20 +8,42 @@
 #include <p11pki/token.h>
 
 #define CLI_MAX_ARGS 8
+#define CLI_MAX_SANS 64
 
 struct cli {
-	const char *prog;
+	const char *group;	   /* "key", "ca", ... */
 	const char *module;	   /* --module */
 	const char *config;	   /* -c / --config */
 	const char *token;	   /* --token LABEL */
 	const char *pin_source;	   /* --pin-source */
 	const char *so_pin_source; /* --so-pin-source */
+	const char *password_source; /* --password-source (PKCS#12) */
 	const char *label;	   /* --label */
 	const char *type;	   /* --type */
 	const char *id_hex;	   /* --id */
 	const char *slot;	   /* --slot */
 	const char *output;	   /* -o / --output */
-	int json, yes, extractable;
+	const char *subject;	   /* --subject */
+	const char *days;	   /* --days */
+	const char *name;	   /* --name */
+	const char *parent;	   /* --parent */
+	const char *ca;		   /* --ca (name, or file for verify) */
+	const char *profile;	   /* --profile */
+	const char *csr;	   /* --csr */
+	const char *serial;	   /* --serial */
+	const char *reason;	   /* --reason */
+	const char *expiring;	   /* --expiring */
+	const char *chain;	   /* --chain FILES (import, bundle) */
+	const char *host;	   /* --host */
+	const char *untrusted;	   /* --untrusted */
+	const char *crl;	   /* --crl */
+	const char *at;		   /* --at */
+	const char *key;	   /* --key */
+	const char *cert;	   /* --cert */
+	const char *requester;	   /* --requester */
+	const char *sans[CLI_MAX_SANS];
+	int n_sans;
+	int json, yes, extractable, store, revoked, want_chain, legacy, cross, is_ca;
 	int argc;		   /* positional arguments after the command */
 	char *argv[CLI_MAX_ARGS];
 	/* opened by cli_open_token; released by cli_close */
@@ -29,6 +51,12 @@ struct cli {
 	p11pki_token *t;
 	struct p11pki_uri *uri;
 };
+
+/* Parses the options a command accepts: `allowed` is a space-separated
+ * list of long option names ("token pin-source json"). "chain" is a flag
+ * and "chain=" takes a value. Options may come anywhere after the command;
+ * positional words land in c->argv. Returns 0 or an exit status. */
+int cli_parse(struct cli *c, int argc, char **argv, const char *allowed);
 
 /* Prints "p11pki: <message>" for the last library failure and returns
  * the exit status for it (1, or 2 for bad usage). */
@@ -48,10 +76,23 @@ int cli_open_token(struct cli *c, const char *uri_text, int login);
 int cli_read_pin(const char *spec, const char *prompt, p11pki_secret **out);
 void cli_close(struct cli *c);
 
+/* Writes len bytes to path through a temp file and rename (never half a
+ * file), or to stdout when path is NULL. mode applies to the new file. */
+int cli_write_file(const char *path, const void *data, size_t len, int mode);
+/* Reads a whole file (at most max bytes). Caller frees. */
+int cli_read_file(const char *path, size_t max, unsigned char **data, size_t *len);
+
 /* JSON: writes s as a quoted, escaped JSON string. */
 void cli_json_string(FILE *fp, const char *s);
 
-int cmd_token(struct cli *c, const char *sub);
-int cmd_key(struct cli *c, const char *sub);
+/* Command groups: argv[0] is the command word ("gen", "list", ...). */
+int cmd_token(struct cli *c, int argc, char **argv);
+int cmd_key(struct cli *c, int argc, char **argv);
+int cmd_csr(struct cli *c, int argc, char **argv);
+int cmd_cert(struct cli *c, int argc, char **argv);
+int cmd_cert_selfsign(struct cli *c, int argc, char **argv);
+int cmd_ca(struct cli *c, int argc, char **argv);
+int cmd_verify(struct cli *c, int argc, char **argv);
+int cmd_p12(struct cli *c, int argc, char **argv);
 
 #endif

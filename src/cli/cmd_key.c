@@ -1,5 +1,4 @@
 /* p11pki key gen | list | pub | audit | delete */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +43,7 @@ static int key_gen(struct cli *c)
 	}
 	p.label = c->label;
 	p.extractable = c->extractable;
-	if ((r = cli_open_token(c, c->argc > 2 ? c->argv[2] : NULL, 1)) != 0 ||
+	if ((r = cli_open_token(c, c->argc > 0 ? c->argv[0] : NULL, 1)) != 0 ||
 	    (r = p11pki_key_generate(c->t, &p, &uri)) != 0)
 		return cli_error(r);
 	printf("%s\n", uri);
@@ -122,7 +121,7 @@ static int key_list(struct cli *c)
 	size_t n = 0;
 	int r;
 
-	if ((r = cli_open_token(c, c->argc > 2 ? c->argv[2] : NULL, 1)) != 0 ||
+	if ((r = cli_open_token(c, c->argc > 0 ? c->argv[0] : NULL, 1)) != 0 ||
 	    (r = p11pki_key_list(c->t, c->uri, &keys, &n)) != 0)
 		return cli_error(r);
 	if (c->json)
@@ -133,31 +132,26 @@ static int key_list(struct cli *c)
 	return 0;
 }
 
-/* Writes PEM to -o FILE (through a temp file: never half a file) or stdout. */
 static int write_pub(const char *path, EVP_PKEY *pub)
 {
-	char tmp[4096];
-	FILE *fp;
-	int ok;
+	BIO *mem = BIO_new(BIO_s_mem());
+	char *pem;
+	long len;
+	int r;
 
-	if (path == NULL)
-		return PEM_write_PUBKEY(stdout, pub) == 1 ? 0 : p11pki_fail(P11PKI_E_IO, "cannot write to stdout");
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return p11pki_fail(P11PKI_E_ARG, "output path too long");
-	if ((fp = fopen(tmp, "w")) == NULL)
-		return p11pki_fail(P11PKI_E_IO, "cannot write %s: %s", tmp, strerror(errno));
-	ok = PEM_write_PUBKEY(fp, pub) == 1;
-	ok = fclose(fp) == 0 && ok;
-	if (!ok || rename(tmp, path) != 0) {
-		remove(tmp);
-		return p11pki_fail(P11PKI_E_IO, "cannot write %s", path);
+	if (mem == NULL || PEM_write_bio_PUBKEY(mem, pub) != 1) {
+		BIO_free(mem);
+		return p11pki_fail(P11PKI_E_CRYPTO, "cannot encode the public key");
 	}
-	return 0;
+	len = BIO_get_mem_data(mem, &pem);
+	r = cli_write_file(path, pem, (size_t)len, 0644);
+	BIO_free(mem);
+	return r;
 }
 
 static int need_uri(struct cli *c, const char *what)
 {
-	if (c->argc < 3)
+	if (c->argc < 1)
 		return cli_usage("key %s needs a key URI, e.g. 'pkcs11:token=web;object=www'", what);
 	return 0;
 }
@@ -169,7 +163,7 @@ static int key_pub(struct cli *c)
 
 	if ((r = need_uri(c, "pub")) != 0)
 		return r;
-	if ((r = cli_open_token(c, c->argv[2], 1)) != 0 || (r = p11pki_key_public(c->t, c->uri, &pub)) != 0 ||
+	if ((r = cli_open_token(c, c->argv[0], 1)) != 0 || (r = p11pki_key_public(c->t, c->uri, &pub)) != 0 ||
 	    (r = write_pub(c->output, pub)) != 0) {
 		EVP_PKEY_free(pub);
 		return cli_error(r);
@@ -185,7 +179,7 @@ static int key_audit(struct cli *c)
 
 	if ((r = need_uri(c, "audit")) != 0)
 		return r;
-	if ((r = cli_open_token(c, c->argv[2], 1)) != 0 || (r = p11pki_key_audit(c->t, c->uri, &a)) != 0)
+	if ((r = cli_open_token(c, c->argv[0], 1)) != 0 || (r = p11pki_key_audit(c->t, c->uri, &a)) != 0)
 		return cli_error(r);
 	safe = strcmp(a.read_name, "CKR_ATTRIBUTE_SENSITIVE") == 0 && strcmp(a.wrap_name, "CKR_KEY_UNEXTRACTABLE") == 0;
 	printf("attributes: sensitive=%s extractable=%s always_sensitive=%s never_extractable=%s local=%s\n",
@@ -206,14 +200,28 @@ static int key_delete(struct cli *c)
 		return r;
 	if (!c->yes)
 		return cli_usage("key delete destroys the key for good: add --yes to confirm");
-	if ((r = cli_open_token(c, c->argv[2], 1)) != 0 || (r = p11pki_key_delete(c->t, c->uri, &count)) != 0)
+	if ((r = cli_open_token(c, c->argv[0], 1)) != 0 || (r = p11pki_key_delete(c->t, c->uri, &count)) != 0)
 		return cli_error(r);
 	printf("deleted %u object%s\n", count, count == 1 ? "" : "s");
 	return 0;
 }
 
-int cmd_key(struct cli *c, const char *sub)
+int cmd_key(struct cli *c, int argc, char **argv)
 {
+	const char *sub = argv[0];
+	static const char common[] = "token pin-source json ";
+	int r;
+
+	if (strcmp(sub, "gen") == 0)
+		r = cli_parse(c, argc, argv, "token pin-source type label id extractable");
+	else if (strcmp(sub, "pub") == 0)
+		r = cli_parse(c, argc, argv, "token pin-source output");
+	else if (strcmp(sub, "delete") == 0)
+		r = cli_parse(c, argc, argv, "token pin-source yes");
+	else
+		r = cli_parse(c, argc, argv, common);
+	if (r != 0)
+		return r;
 	if (strcmp(sub, "gen") == 0)
 		return key_gen(c);
 	if (strcmp(sub, "list") == 0)

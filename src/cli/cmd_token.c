@@ -108,8 +108,19 @@ static int token_list(struct cli *c)
 	return 0;
 }
 
-int cmd_token(struct cli *c, const char *sub)
+int cmd_token(struct cli *c, int argc, char **argv)
 {
+	const char *sub = argv[0];
+	int r;
+
+	if (strcmp(sub, "init") == 0)
+		r = cli_parse(c, argc, argv, "label slot so-pin-source pin-source");
+	else
+		r = cli_parse(c, argc, argv, "json");
+	if (r != 0)
+		return r;
+	if (c->argc > 0)
+		return cli_usage("unexpected argument '%s'", c->argv[0]);
 	if (strcmp(sub, "init") == 0)
 		return token_init(c);
 	if (strcmp(sub, "list") == 0)

@@ -1,5 +1,7 @@
 /* Opening modules and tokens for commands, PINs, errors, JSON output. */
+#include <errno.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,4 +157,57 @@ void cli_json_string(FILE *fp, const char *s)
 			fputc(*p, fp);
 	}
 	fputc('"', fp);
+}
+
+int cli_write_file(const char *path, const void *data, size_t len, int mode)
+{
+	char tmp[PATH_MAX];
+	FILE *fp;
+	int fd, ok;
+
+	if (path == NULL || strcmp(path, "-") == 0)
+		return fwrite(data, 1, len, stdout) == len && fflush(stdout) == 0
+			       ? 0 : p11pki_fail(P11PKI_E_IO, "cannot write to standard output");
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+		return p11pki_fail(P11PKI_E_ARG, "output path too long: %s", path);
+	if ((fd = mkstemp(tmp)) < 0)
+		return p11pki_fail(P11PKI_E_IO, "cannot write %s: %s", path, strerror(errno));
+	if (fchmod(fd, (mode_t)mode) != 0 || (fp = fdopen(fd, "wb")) == NULL) {
+		close(fd);
+		unlink(tmp);
+		return p11pki_fail(P11PKI_E_IO, "cannot write %s: %s", path, strerror(errno));
+	}
+	ok = fwrite(data, 1, len, fp) == len;
+	ok = fclose(fp) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return p11pki_fail(P11PKI_E_IO, "cannot write %s: %s", path, strerror(errno));
+	}
+	return 0;
+}
+
+int cli_read_file(const char *path, size_t max, unsigned char **data, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	unsigned char *buf;
+	size_t n;
+
+	*data = NULL;
+	*len = 0;
+	if (fp == NULL)
+		return p11pki_fail(P11PKI_E_IO, "cannot read %s: %s", path, strerror(errno));
+	if ((buf = malloc(max + 1)) == NULL) {
+		fclose(fp);
+		return p11pki_fail(P11PKI_E_NOMEM, "out of memory reading %s", path);
+	}
+	n = fread(buf, 1, max + 1, fp);
+	fclose(fp);
+	if (n > max) {
+		free(buf);
+		return p11pki_fail(P11PKI_E_ARG, "%s is larger than %zu bytes", path, max);
+	}
+	buf[n] = '\0';
+	*data = buf;
+	*len = n;
+	return 0;
 }

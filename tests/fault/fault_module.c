@@ -30,103 +30,126 @@ enum kind { K_NONE, K_SLOT, K_SESSION };
 	X(C_GetSlotList) X(C_GetSlotInfo) X(C_OpenSession) X(C_CloseSession) \
 	X(C_CloseAllSessions)
 
-/* Shapes shared by many functions: X(name, kind, handle, (params), (args)). */
-#define S_IO(X, n) X(n, K_SESSION, s, (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, \
-	CK_BYTE_PTR out, CK_ULONG_PTR out_len), (s, in, in_len, out, out_len))
-#define S_IN(X, n) X(n, K_SESSION, s, (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len), \
-	(s, in, in_len))
-#define S_OUT(X, n) X(n, K_SESSION, s, (CK_SESSION_HANDLE s, CK_BYTE_PTR out, CK_ULONG_PTR out_len), \
-	(s, out, out_len))
-#define S_INIT(X, n) X(n, K_SESSION, s, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech, \
-	CK_OBJECT_HANDLE key), (s, mech, key))
-#define S_SESS(X, n) X(n, K_SESSION, s, (CK_SESSION_HANDLE s), (s))
-#define S_ATTRS(X, n) X(n, K_SESSION, s, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, \
-	CK_ATTRIBUTE_PTR tmpl, CK_ULONG n_attrs), (s, obj, tmpl, n_attrs))
+/* The generated wrappers: X(name, kind, handle, (params), (args), end).
+ * `end` runs when a fail rule answered instead of the real module. PKCS#11
+ * says an error ends the active operation, so the real module's operation
+ * is ended too: a caller that retries must not get CKR_OPERATION_ACTIVE. */
+#define NO_END (void)0
+#define IO_PARAMS (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out, \
+	CK_ULONG_PTR out_len)
+#define IO_ARGS (s, in, in_len, out, out_len)
+#define IN_PARAMS (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len)
+#define OUT_PARAMS (CK_SESSION_HANDLE s, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
 
-/* Every other function: the wrapper is generated from this list. */
+/* Shapes shared by many functions. */
+#define S_ONESHOT(X, n) X(n, K_SESSION, s, IO_PARAMS, IO_ARGS, end_io(c.f->n, s, in, in_len))
+#define S_UPDATE_IO(X, n, ending) X(n, K_SESSION, s, IO_PARAMS, IO_ARGS, ending)
+#define S_UPDATE(X, n, ending) X(n, K_SESSION, s, IN_PARAMS, (s, in, in_len), ending)
+#define S_FINAL(X, n) X(n, K_SESSION, s, OUT_PARAMS, (s, out, out_len), end_final(c.f->n, s))
+#define S_INIT(X, n) X(n, K_SESSION, s, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech, \
+	CK_OBJECT_HANDLE key), (s, mech, key), NO_END)
+#define S_SESS(X, n) X(n, K_SESSION, s, (CK_SESSION_HANDLE s), (s), NO_END)
+#define S_ATTRS(X, n) X(n, K_SESSION, s, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, \
+	CK_ATTRIBUTE_PTR tmpl, CK_ULONG n_attrs), (s, obj, tmpl, n_attrs), NO_END)
+#define END_ENCRYPT end_final(c.f->C_EncryptFinal, s)
+#define END_DECRYPT end_final(c.f->C_DecryptFinal, s)
+#define END_DIGEST end_final(c.f->C_DigestFinal, s)
+#define END_SIGN end_final(c.f->C_SignFinal, s)
+#define END_VERIFY end_verify(c.f->C_VerifyFinal, s)
+
 #define FORWARDED_FUNCS(X) \
-	X(C_GetTokenInfo, K_SLOT, slot, (CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info), (slot, info)) \
+	X(C_GetTokenInfo, K_SLOT, slot, (CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info), (slot, info), \
+		NO_END) \
 	X(C_GetMechanismList, K_SLOT, slot, (CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, \
-		CK_ULONG_PTR count), (slot, list, count)) \
+		CK_ULONG_PTR count), (slot, list, count), NO_END) \
 	X(C_GetMechanismInfo, K_SLOT, slot, (CK_SLOT_ID slot, CK_MECHANISM_TYPE type, \
-		CK_MECHANISM_INFO_PTR info), (slot, type, info)) \
+		CK_MECHANISM_INFO_PTR info), (slot, type, info), NO_END) \
 	X(C_InitToken, K_SLOT, slot, (CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len, \
-		CK_UTF8CHAR_PTR label), (slot, pin, pin_len, label)) \
+		CK_UTF8CHAR_PTR label), (slot, pin, pin_len, label), NO_END) \
 	X(C_WaitForSlotEvent, K_NONE, 0, (CK_FLAGS flags, CK_SLOT_ID_PTR slot, CK_VOID_PTR rsv), \
-		(flags, slot, rsv)) \
+		(flags, slot, rsv), NO_END) \
 	X(C_InitPIN, K_SESSION, s, (CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len), \
-		(s, pin, pin_len)) \
+		(s, pin, pin_len), NO_END) \
 	X(C_SetPIN, K_SESSION, s, (CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR old_pin, CK_ULONG old_len, \
-		CK_UTF8CHAR_PTR new_pin, CK_ULONG new_len), (s, old_pin, old_len, new_pin, new_len)) \
-	X(C_GetSessionInfo, K_SESSION, s, (CK_SESSION_HANDLE s, CK_SESSION_INFO_PTR info), (s, info)) \
-	S_OUT(X, C_GetOperationState) \
+		CK_UTF8CHAR_PTR new_pin, CK_ULONG new_len), (s, old_pin, old_len, new_pin, new_len), \
+		NO_END) \
+	X(C_GetSessionInfo, K_SESSION, s, (CK_SESSION_HANDLE s, CK_SESSION_INFO_PTR info), \
+		(s, info), NO_END) \
+	X(C_GetOperationState, K_SESSION, s, OUT_PARAMS, (s, out, out_len), NO_END) \
 	X(C_SetOperationState, K_SESSION, s, (CK_SESSION_HANDLE s, CK_BYTE_PTR state, \
 		CK_ULONG state_len, CK_OBJECT_HANDLE enc_key, CK_OBJECT_HANDLE auth_key), \
-		(s, state, state_len, enc_key, auth_key)) \
+		(s, state, state_len, enc_key, auth_key), NO_END) \
 	X(C_Login, K_SESSION, s, (CK_SESSION_HANDLE s, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, \
-		CK_ULONG pin_len), (s, user, pin, pin_len)) \
+		CK_ULONG pin_len), (s, user, pin, pin_len), NO_END) \
 	S_SESS(X, C_Logout) \
 	X(C_CreateObject, K_SESSION, s, (CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR tmpl, \
-		CK_ULONG n_attrs, CK_OBJECT_HANDLE_PTR obj), (s, tmpl, n_attrs, obj)) \
+		CK_ULONG n_attrs, CK_OBJECT_HANDLE_PTR obj), (s, tmpl, n_attrs, obj), NO_END) \
 	X(C_CopyObject, K_SESSION, s, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, \
 		CK_ATTRIBUTE_PTR tmpl, CK_ULONG n_attrs, CK_OBJECT_HANDLE_PTR new_obj), \
-		(s, obj, tmpl, n_attrs, new_obj)) \
-	X(C_DestroyObject, K_SESSION, s, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj), (s, obj)) \
+		(s, obj, tmpl, n_attrs, new_obj), NO_END) \
+	X(C_DestroyObject, K_SESSION, s, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj), (s, obj), \
+		NO_END) \
 	X(C_GetObjectSize, K_SESSION, s, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, \
-		CK_ULONG_PTR size), (s, obj, size)) \
+		CK_ULONG_PTR size), (s, obj, size), NO_END) \
 	S_ATTRS(X, C_GetAttributeValue) \
 	S_ATTRS(X, C_SetAttributeValue) \
 	X(C_FindObjectsInit, K_SESSION, s, (CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR tmpl, \
-		CK_ULONG n_attrs), (s, tmpl, n_attrs)) \
+		CK_ULONG n_attrs), (s, tmpl, n_attrs), NO_END) \
 	X(C_FindObjects, K_SESSION, s, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE_PTR objs, \
-		CK_ULONG max, CK_ULONG_PTR n_objs), (s, objs, max, n_objs)) \
-	S_SESS(X, C_FindObjectsFinal) \
-	S_INIT(X, C_EncryptInit) S_IO(X, C_Encrypt) S_IO(X, C_EncryptUpdate) \
-	S_OUT(X, C_EncryptFinal) \
-	S_INIT(X, C_DecryptInit) S_IO(X, C_Decrypt) S_IO(X, C_DecryptUpdate) \
-	S_OUT(X, C_DecryptFinal) \
-	X(C_DigestInit, K_SESSION, s, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech), (s, mech)) \
-	S_IO(X, C_Digest) S_IN(X, C_DigestUpdate) \
-	X(C_DigestKey, K_SESSION, s, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key), (s, key)) \
-	S_OUT(X, C_DigestFinal) \
-	S_INIT(X, C_SignInit) S_IO(X, C_Sign) S_IN(X, C_SignUpdate) S_OUT(X, C_SignFinal) \
-	S_INIT(X, C_SignRecoverInit) S_IO(X, C_SignRecover) \
+		CK_ULONG max, CK_ULONG_PTR n_objs), (s, objs, max, n_objs), NO_END) \
+	X(C_FindObjectsFinal, K_SESSION, s, (CK_SESSION_HANDLE s), (s), \
+		(void)c.f->C_FindObjectsFinal(s)) \
+	S_INIT(X, C_EncryptInit) S_ONESHOT(X, C_Encrypt) \
+	S_UPDATE_IO(X, C_EncryptUpdate, END_ENCRYPT) S_FINAL(X, C_EncryptFinal) \
+	S_INIT(X, C_DecryptInit) S_ONESHOT(X, C_Decrypt) \
+	S_UPDATE_IO(X, C_DecryptUpdate, END_DECRYPT) S_FINAL(X, C_DecryptFinal) \
+	X(C_DigestInit, K_SESSION, s, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech), (s, mech), \
+		NO_END) \
+	S_ONESHOT(X, C_Digest) S_UPDATE(X, C_DigestUpdate, END_DIGEST) \
+	X(C_DigestKey, K_SESSION, s, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key), (s, key), \
+		END_DIGEST) \
+	S_FINAL(X, C_DigestFinal) \
+	S_INIT(X, C_SignInit) S_ONESHOT(X, C_Sign) S_UPDATE(X, C_SignUpdate, END_SIGN) \
+	S_FINAL(X, C_SignFinal) S_INIT(X, C_SignRecoverInit) S_ONESHOT(X, C_SignRecover) \
 	S_INIT(X, C_VerifyInit) \
 	X(C_Verify, K_SESSION, s, (CK_SESSION_HANDLE s, CK_BYTE_PTR data, CK_ULONG data_len, \
-		CK_BYTE_PTR sig, CK_ULONG sig_len), (s, data, data_len, sig, sig_len)) \
-	S_IN(X, C_VerifyUpdate) \
+		CK_BYTE_PTR sig, CK_ULONG sig_len), (s, data, data_len, sig, sig_len), \
+		(void)c.f->C_Verify(s, data, data_len, sig, sig_len)) \
+	S_UPDATE(X, C_VerifyUpdate, END_VERIFY) \
 	X(C_VerifyFinal, K_SESSION, s, (CK_SESSION_HANDLE s, CK_BYTE_PTR sig, CK_ULONG sig_len), \
-		(s, sig, sig_len)) \
-	S_INIT(X, C_VerifyRecoverInit) S_IO(X, C_VerifyRecover) \
-	S_IO(X, C_DigestEncryptUpdate) S_IO(X, C_DecryptDigestUpdate) \
-	S_IO(X, C_SignEncryptUpdate) S_IO(X, C_DecryptVerifyUpdate) \
+		(s, sig, sig_len), (void)c.f->C_VerifyFinal(s, sig, sig_len)) \
+	S_INIT(X, C_VerifyRecoverInit) S_ONESHOT(X, C_VerifyRecover) \
+	S_UPDATE_IO(X, C_DigestEncryptUpdate, (END_DIGEST, END_ENCRYPT)) \
+	S_UPDATE_IO(X, C_DecryptDigestUpdate, (END_DECRYPT, END_DIGEST)) \
+	S_UPDATE_IO(X, C_SignEncryptUpdate, (END_SIGN, END_ENCRYPT)) \
+	S_UPDATE_IO(X, C_DecryptVerifyUpdate, (END_DECRYPT, END_VERIFY)) \
 	X(C_GenerateKey, K_SESSION, s, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech, \
 		CK_ATTRIBUTE_PTR tmpl, CK_ULONG n_attrs, CK_OBJECT_HANDLE_PTR key), \
-		(s, mech, tmpl, n_attrs, key)) \
+		(s, mech, tmpl, n_attrs, key), NO_END) \
 	X(C_GenerateKeyPair, K_SESSION, s, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech, \
 		CK_ATTRIBUTE_PTR pub_tmpl, CK_ULONG n_pub, CK_ATTRIBUTE_PTR priv_tmpl, \
 		CK_ULONG n_priv, CK_OBJECT_HANDLE_PTR pub, CK_OBJECT_HANDLE_PTR priv), \
-		(s, mech, pub_tmpl, n_pub, priv_tmpl, n_priv, pub, priv)) \
+		(s, mech, pub_tmpl, n_pub, priv_tmpl, n_priv, pub, priv), NO_END) \
 	X(C_WrapKey, K_SESSION, s, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech, \
 		CK_OBJECT_HANDLE wrapping_key, CK_OBJECT_HANDLE key, CK_BYTE_PTR out, \
-		CK_ULONG_PTR out_len), (s, mech, wrapping_key, key, out, out_len)) \
+		CK_ULONG_PTR out_len), (s, mech, wrapping_key, key, out, out_len), NO_END) \
 	X(C_UnwrapKey, K_SESSION, s, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech, \
 		CK_OBJECT_HANDLE unwrapping_key, CK_BYTE_PTR in, CK_ULONG in_len, \
 		CK_ATTRIBUTE_PTR tmpl, CK_ULONG n_attrs, CK_OBJECT_HANDLE_PTR key), \
-		(s, mech, unwrapping_key, in, in_len, tmpl, n_attrs, key)) \
+		(s, mech, unwrapping_key, in, in_len, tmpl, n_attrs, key), NO_END) \
 	X(C_DeriveKey, K_SESSION, s, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech, \
 		CK_OBJECT_HANDLE base_key, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n_attrs, \
-		CK_OBJECT_HANDLE_PTR key), (s, mech, base_key, tmpl, n_attrs, key)) \
-	S_IN(X, C_SeedRandom) S_IN(X, C_GenerateRandom) \
+		CK_OBJECT_HANDLE_PTR key), (s, mech, base_key, tmpl, n_attrs, key), NO_END) \
+	S_UPDATE(X, C_SeedRandom, NO_END) S_UPDATE(X, C_GenerateRandom, NO_END) \
 	S_SESS(X, C_GetFunctionStatus) S_SESS(X, C_CancelFunction)
 
 #define ENUM_SPECIAL(name) FN_##name,
-#define ENUM_FORWARDED(name, kind, handle, params, args) FN_##name,
+#define ENUM_FORWARDED(name, kind, handle, params, args, end) FN_##name,
 enum fn_id { SPECIAL_FUNCS(ENUM_SPECIAL) FORWARDED_FUNCS(ENUM_FORWARDED) FN_COUNT };
 _Static_assert(FN_COUNT == 68, "a PKCS#11 2.40 function list has 68 functions");
 
 #define NAME_SPECIAL(name) [FN_##name] = #name,
-#define NAME_FORWARDED(name, kind, handle, params, args) [FN_##name] = #name,
+#define NAME_FORWARDED(name, kind, handle, params, args, end) [FN_##name] = #name,
 static const char *const fn_names[FN_COUNT] = {
 	SPECIAL_FUNCS(NAME_SPECIAL) FORWARDED_FUNCS(NAME_FORWARDED)
 };
@@ -217,6 +240,7 @@ struct call {
 	CK_ULONG handle;          /* slot or session, by kind */
 	CK_FUNCTION_LIST_PTR f;   /* the real module */
 	bool removed;             /* token simulated absent */
+	bool faked;               /* a fail rule answered */
 };
 
 /* ---------------------------------------------------------------- parsing */
@@ -727,7 +751,8 @@ static bool intercept(struct call *c, CK_RV *rv)
 		answered = true;
 	} else {
 		reload_control();
-		answered = fail_rule_fires(c->fn, rv) || removal_answers(c, rv);
+		c->faked = fail_rule_fires(c->fn, rv);
+		answered = c->faked || removal_answers(c, rv);
 		ms = answered ? 0 : latency_of(c->fn);
 		c->f = g.real;
 		c->removed = g.removed;
@@ -741,15 +766,68 @@ static bool intercept(struct call *c, CK_RV *rv)
 	return answered;
 }
 
-#define CALL(name, kind, handle) { FN_##name, kind, (CK_ULONG)(handle), NULL, false }
+/* ------------------------------------------- ending faked operations */
 
-#define DEFINE_WRAPPER(name, kind, handle, params, args) \
+typedef CK_RV (*io_fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR);
+typedef CK_RV (*final_fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR);
+
+/* SoftHSM2 keeps an operation active after CKR_ARGUMENTS_BAD, so the only
+ * way to end one is to complete it: into a scratch buffer, then wiped. */
+static void scratch_free(unsigned char *buf, CK_ULONG len)
+{
+	explicit_bzero(buf, len);
+	free(buf);
+}
+
+/* Ends a one-shot operation (C_Sign, C_Decrypt...) by making the call. */
+static void end_io(io_fn fn, CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len)
+{
+	CK_ULONG n = 0, size;
+	unsigned char *buf;
+
+	if (fn == NULL || fn(s, in, in_len, NULL, &n) != CKR_OK)
+		return; /* that error ended it */
+	if ((buf = malloc((size = n) + 1)) == NULL)
+		return;
+	(void)fn(s, in, in_len, buf, &n);
+	scratch_free(buf, size);
+}
+
+/* Ends a multi-part operation through its C_*Final. */
+static void end_final(final_fn fn, CK_SESSION_HANDLE s)
+{
+	CK_ULONG n = 0, size;
+	unsigned char *buf;
+
+	if (fn == NULL || fn(s, NULL, &n) != CKR_OK)
+		return;
+	if ((buf = malloc((size = n) + 1)) == NULL)
+		return;
+	(void)fn(s, buf, &n);
+	scratch_free(buf, size);
+}
+
+/* Ends a multi-part verification: an empty signature fails and ends it. */
+static void end_verify(CK_C_VerifyFinal fn, CK_SESSION_HANDLE s)
+{
+	unsigned char none = 0;
+
+	if (fn != NULL)
+		(void)fn(s, &none, 0);
+}
+
+#define CALL(name, kind, handle) { FN_##name, kind, (CK_ULONG)(handle), NULL, false, false }
+
+#define DEFINE_WRAPPER(name, kind, handle, params, args, end) \
 	static CK_RV fw_##name params \
 	{ \
 		struct call c = CALL(name, kind, handle); \
 		CK_RV rv; \
-		if (intercept(&c, &rv)) \
+		if (intercept(&c, &rv)) { \
+			if (c.faked && rv != CKR_BUFFER_TOO_SMALL) \
+				end; \
 			return rv; \
+		} \
 		return c.f->name != NULL ? c.f->name args : CKR_FUNCTION_NOT_SUPPORTED; \
 	}
 FORWARDED_FUNCS(DEFINE_WRAPPER)
@@ -910,7 +988,7 @@ static CK_RV fw_C_CloseAllSessions(CK_SLOT_ID slot)
 }
 
 #define LIST_ENTRY_SPECIAL(name) .name = fw_##name,
-#define LIST_ENTRY_FORWARDED(name, kind, handle, params, args) .name = fw_##name,
+#define LIST_ENTRY_FORWARDED(name, kind, handle, params, args, end) .name = fw_##name,
 static CK_FUNCTION_LIST fault_list = {
 	.version = { 2, 40 },
 	SPECIAL_FUNCS(LIST_ENTRY_SPECIAL)

@@ -55,7 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		goto out;
 	}
-	if (u->pin_value != NULL && strstr(a, "pin-value") != NULL)
+	/* Values escape '?' and '&', so these can only be a real attribute. */
+	if (strstr(a, "?pin-value=") != NULL || strstr(a, "&pin-value=") != NULL)
 		abort();
 	if (p11pki_uri_parse(a, &v) != 0 || !uri_eq(u, v))
 		abort();

@@ -1,0 +1,674 @@
+/* Signing benchmark: signatures per second on a throwaway SoftHSM2 token,
+ * three ways, at 1 and 2 threads, for RSA-2048 and P-256:
+ *
+ *   raw      C_SignInit + C_Sign straight through the module's function
+ *            list, one dedicated session per thread (the floor p11pki can
+ *            reach on this token);
+ *   pool     EVP_PKEY_sign on the EVP_PKEY from p11pki_key_load, one key
+ *            shared by the threads, each with its own EVP_PKEY_CTX: every
+ *            signature goes through p11pki's session pool;
+ *   openssl  EVP_PKEY_sign with an in-memory key of the same type.
+ *
+ * Each cell (key type, threads, method) runs for --seconds, split into
+ * --rounds slices that rotate the order of the methods, so a change in
+ * background load is spread over all three instead of landing on one.
+ * Every method's signature is verified once before timing starts.
+ *
+ * Targets (reported, never enforced through the exit status): the pool
+ * adds at most 5% over raw C_Sign, and RSA-2048 through the pool signs at
+ * least 1.6x faster with 2 threads than with 1. Exit status: 0 when every
+ * operation succeeded, 1 when one failed, 2 on a usage error. */
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
+#include "token/internal.h"
+
+#define MAX_THREADS 2
+#define TOKEN_LABEL "p11pki-bench"
+#define SO_PIN "bench-so-pin"
+#define USER_PIN "bench-user-pin"
+#define OVERHEAD_TARGET 5.0 /* % the pool may add over raw C_Sign */
+#define SCALING_TARGET 1.6  /* RSA-2048 pool, 2 threads over 1 */
+
+enum method { M_RAW, M_POOL, M_OPENSSL, N_METHODS };
+static const char *const method_names[N_METHODS] = { "raw", "pool", "openssl" };
+
+/* SHA-256 DigestInfo prefix (RFC 8017, 9.2 note 1): CKM_RSA_PKCS signs
+ * the DigestInfo, which it pads itself. */
+static const unsigned char sha256_prefix[19] = { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
+						 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+						 0x01, 0x05, 0x00, 0x04, 0x20 };
+
+struct keyset {
+	const char *type;	   /* "rsa:2048", "ec:p256" */
+	const char *label;	   /* CKA_LABEL on the token */
+	unsigned char id[8];	   /* CKA_ID on the token */
+	int rsa;
+	char *uri;		   /* of the token key pair */
+	EVP_PKEY *token_key;	   /* p11pki_key_load: signs through the pool */
+	EVP_PKEY *token_pub;	   /* p11pki_key_public: verifies */
+	EVP_PKEY *soft_key;	   /* EVP_PKEY_Q_keygen: in memory */
+	CK_OBJECT_HANDLE priv;	   /* private key handle, for raw */
+	unsigned char digest[32];  /* SHA-256 of a fixed message */
+	unsigned char raw_in[51];  /* DigestInfo (RSA) or the digest (EC) */
+	CK_ULONG raw_in_len;
+};
+
+struct bench {
+	p11pki_token *t;
+	CK_FUNCTION_LIST *f;
+	double seconds;
+	unsigned rounds;
+};
+
+struct worker {
+	pthread_t tid;
+	const struct bench *b;
+	const struct keyset *ks;
+	enum method m;
+	double seconds;
+	pthread_barrier_t *barrier;
+	/* per-thread state */
+	CK_SESSION_HANDLE session;
+	int have_session;
+	EVP_PKEY_CTX *ctx;
+	/* results */
+	unsigned long ops;
+	double elapsed, cpu; /* wall and this thread's CPU seconds, timed part */
+	int failed;
+	char err[512];
+};
+
+/* Per cell: each thread's operations and seconds summed over the rounds. */
+struct acc {
+	unsigned long ops[MAX_THREADS];
+	double elapsed[MAX_THREADS], cpu[MAX_THREADS];
+};
+
+static double clock_s(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double now(void)
+{
+	return clock_s(CLOCK_MONOTONIC);
+}
+
+static void log_handler(int level, const char *msg, void *arg)
+{
+	if (level <= P11PKI_LOG_WARN)
+		fprintf(stderr, "bench_sign: p11pki %s: %s\n", level == P11PKI_LOG_ERROR ? "error" : "warning", msg);
+}
+
+static void ossl_error(char *buf, size_t size, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char detail[256] = "no OpenSSL error queued";
+
+	if (e != 0)
+		ERR_error_string_n(e, detail, sizeof(detail));
+	snprintf(buf, size, "%s: %s", what, detail);
+	ERR_clear_error();
+}
+
+/* ---- one signature, by method ------------------------------------------ */
+
+static EVP_PKEY_CTX *sign_ctx(EVP_PKEY *key, int rsa, char *err, size_t errsize)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+
+	if (ctx == NULL || EVP_PKEY_sign_init(ctx) <= 0 || EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) <= 0 ||
+	    (rsa && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0)) {
+		ossl_error(err, errsize, "setting up EVP_PKEY_sign");
+		EVP_PKEY_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static int worker_setup(struct worker *w)
+{
+	CK_RV rv;
+
+	if (w->m == M_RAW) {
+		rv = w->b->f->C_OpenSession(w->b->t->slot, CKF_SERIAL_SESSION, NULL, NULL, &w->session);
+		if (rv != CKR_OK) {
+			snprintf(w->err, sizeof(w->err), "C_OpenSession: %s", p11pki_ckr_name(rv));
+			return 0;
+		}
+		w->have_session = 1;
+		return 1;
+	}
+	w->ctx = sign_ctx(w->m == M_POOL ? w->ks->token_key : w->ks->soft_key, w->ks->rsa, w->err, sizeof(w->err));
+	return w->ctx != NULL;
+}
+
+static void worker_teardown(struct worker *w)
+{
+	if (w->have_session)
+		(void)w->b->f->C_CloseSession(w->session);
+	w->have_session = 0;
+	EVP_PKEY_CTX_free(w->ctx);
+	w->ctx = NULL;
+}
+
+static int sign_once(struct worker *w, unsigned char *sig, size_t *siglen)
+{
+	const struct keyset *ks = w->ks;
+
+	if (w->m == M_RAW) {
+		CK_MECHANISM mech = { ks->rsa ? CKM_RSA_PKCS : CKM_ECDSA, NULL, 0 };
+		CK_ULONG len = (CK_ULONG)*siglen;
+		CK_RV rv;
+
+		if ((rv = w->b->f->C_SignInit(w->session, &mech, ks->priv)) != CKR_OK) {
+			snprintf(w->err, sizeof(w->err), "C_SignInit (%s): %s", ks->type, p11pki_ckr_name(rv));
+			return 0;
+		}
+		if ((rv = w->b->f->C_Sign(w->session, (CK_BYTE_PTR)ks->raw_in, ks->raw_in_len, sig, &len)) != CKR_OK) {
+			snprintf(w->err, sizeof(w->err), "C_Sign (%s): %s", ks->type, p11pki_ckr_name(rv));
+			return 0;
+		}
+		*siglen = len;
+		return 1;
+	}
+	if (EVP_PKEY_sign(w->ctx, sig, siglen, ks->digest, sizeof(ks->digest)) <= 0) {
+		char what[128];
+
+		snprintf(what, sizeof(what), "EVP_PKEY_sign (%s, %s)", ks->type, method_names[w->m]);
+		ossl_error(w->err, sizeof(w->err), what);
+		if (w->m == M_POOL) { /* the token layer's message says more */
+			size_t n = strlen(w->err);
+
+			snprintf(w->err + n, sizeof(w->err) - n, "; p11pki: %s", p11pki_errmsg());
+		}
+		return 0;
+	}
+	return 1;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	unsigned char sig[1024];
+	size_t siglen;
+	double start, deadline, t, cpu0;
+	int ready = worker_setup(w);
+
+	/* one untimed signature: opens this thread's pool session, warms caches */
+	siglen = sizeof(sig);
+	if (ready)
+		ready = sign_once(w, sig, &siglen);
+	pthread_barrier_wait(w->barrier); /* everyone waits, ready or not */
+	if (!ready) {
+		w->failed = 1;
+		worker_teardown(w);
+		return NULL;
+	}
+	cpu0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+	start = t = now();
+	deadline = start + w->seconds;
+	while (t < deadline) {
+		siglen = sizeof(sig);
+		if (!sign_once(w, sig, &siglen)) {
+			w->failed = 1;
+			break;
+		}
+		w->ops++;
+		t = now();
+	}
+	w->elapsed = t - start;
+	w->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	worker_teardown(w);
+	return NULL;
+}
+
+/* Runs one slice of a cell with n threads that start together. */
+static int run_slice(const struct bench *b, const struct keyset *ks, enum method m, unsigned n, double seconds,
+		     struct acc *acc)
+{
+	struct worker w[MAX_THREADS];
+	pthread_barrier_t barrier;
+	unsigned i, started = 0;
+	int ok = 1;
+
+	memset(w, 0, sizeof(w));
+	if (pthread_barrier_init(&barrier, NULL, n) != 0) {
+		fprintf(stderr, "bench_sign: pthread_barrier_init failed\n");
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		w[i].b = b;
+		w[i].ks = ks;
+		w[i].m = m;
+		w[i].seconds = seconds;
+		w[i].barrier = &barrier;
+		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
+			fprintf(stderr, "bench_sign: pthread_create failed\n");
+			/* the started ones wait at the barrier for ever: give up */
+			exit(1);
+		}
+		started++;
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(w[i].tid, NULL);
+	pthread_barrier_destroy(&barrier);
+	for (i = 0; i < n; i++) {
+		if (w[i].failed) {
+			fprintf(stderr, "bench_sign: %s %s, thread %u of %u: %s\n", ks->type, method_names[m], i + 1, n,
+				w[i].err);
+			ok = 0;
+		}
+		acc->ops[i] += w[i].ops;
+		acc->elapsed[i] += w[i].elapsed;
+		acc->cpu[i] += w[i].cpu;
+	}
+	return ok;
+}
+
+/* Throughput of a cell: the sum of the threads' own rates. */
+static double rate(const struct acc *a, unsigned n)
+{
+	double r = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (a->elapsed[i] > 0)
+			r += (double)a->ops[i] / a->elapsed[i];
+	return r;
+}
+
+/* CPU cores the cell's threads got: each thread's CPU time over its wall
+ * time, summed. Well under the thread count means something else was
+ * running on the machine, or the threads waited for each other. */
+static double cores(const struct acc *a, unsigned n)
+{
+	double c = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (a->elapsed[i] > 0)
+			c += a->cpu[i] / a->elapsed[i];
+	return c;
+}
+
+/* ---- checking that every method makes a valid signature ---------------- */
+
+/* CKM_ECDSA returns r || s; EVP_PKEY_verify wants DER. */
+static int ec_raw_to_der(const unsigned char *raw, size_t len, unsigned char *der, size_t *der_len)
+{
+	ECDSA_SIG *s = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(raw, (int)(len / 2), NULL), *ss = BN_bin2bn(raw + len / 2, (int)(len / 2), NULL);
+	unsigned char *p = der;
+	int n = -1;
+
+	if (s != NULL && r != NULL && ss != NULL && ECDSA_SIG_set0(s, r, ss)) {
+		r = ss = NULL;
+		if (i2d_ECDSA_SIG(s, NULL) <= (int)*der_len)
+			n = i2d_ECDSA_SIG(s, &p);
+	}
+	BN_free(r);
+	BN_free(ss);
+	ECDSA_SIG_free(s);
+	if (n <= 0)
+		return 0;
+	*der_len = (size_t)n;
+	return 1;
+}
+
+static int verify(EVP_PKEY *pub, const struct keyset *ks, const unsigned char *sig, size_t siglen)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pub, NULL);
+	int ok = ctx != NULL && EVP_PKEY_verify_init(ctx) > 0 &&
+		 EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) > 0 &&
+		 (!ks->rsa || EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0) &&
+		 EVP_PKEY_verify(ctx, sig, siglen, ks->digest, sizeof(ks->digest)) == 1;
+
+	EVP_PKEY_CTX_free(ctx);
+	return ok;
+}
+
+static int check_signatures(const struct bench *b, const struct keyset *ks)
+{
+	enum method m;
+
+	for (m = 0; m < N_METHODS; m++) {
+		struct worker w;
+		unsigned char sig[1024], der[256];
+		size_t siglen = sizeof(sig), der_len = sizeof(der);
+		int ok;
+
+		memset(&w, 0, sizeof(w));
+		w.b = b;
+		w.ks = ks;
+		w.m = m;
+		ok = worker_setup(&w) && sign_once(&w, sig, &siglen);
+		worker_teardown(&w);
+		if (!ok) {
+			fprintf(stderr, "bench_sign: %s %s: %s\n", ks->type, method_names[m], w.err);
+			return 0;
+		}
+		if (m == M_RAW && !ks->rsa) {
+			if (!ec_raw_to_der(sig, siglen, der, &der_len)) {
+				fprintf(stderr, "bench_sign: %s raw: cannot encode r||s (%zu bytes) as DER\n", ks->type, siglen);
+				return 0;
+			}
+			memcpy(sig, der, der_len);
+			siglen = der_len;
+		}
+		if (!verify(m == M_OPENSSL ? ks->soft_key : ks->token_pub, ks, sig, siglen)) {
+			fprintf(stderr, "bench_sign: %s %s: the signature does not verify\n", ks->type, method_names[m]);
+			ERR_print_errors_fp(stderr);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* ---- the throwaway token ----------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (remove(path) != 0)
+		fprintf(stderr, "bench_sign: cannot remove %s: %s\n", path, strerror(errno));
+	return 0;
+}
+
+static void remove_tree(const char *dir)
+{
+	if (dir[0] != '\0')
+		(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* mkdtemp dir with tokens/ and softhsm2.conf; exports SOFTHSM2_CONF. */
+static int make_token_dir(char *dir, size_t size)
+{
+	const char *tmp = getenv("TMPDIR");
+	char path[4096];
+	FILE *fp;
+
+	if (tmp == NULL || *tmp == '\0')
+		tmp = "/tmp";
+	if (snprintf(dir, size, "%s/p11pki-bench.XXXXXX", tmp) >= (int)size || mkdtemp(dir) == NULL) {
+		fprintf(stderr, "bench_sign: cannot create a temporary directory in %s: %s\n", tmp, strerror(errno));
+		dir[0] = '\0';
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/tokens", dir);
+	if (mkdir(path, 0700) != 0) {
+		fprintf(stderr, "bench_sign: cannot create %s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
+	if ((fp = fopen(path, "w")) == NULL) {
+		fprintf(stderr, "bench_sign: cannot write %s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	fprintf(fp, "directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
+		    "slots.removable = false\n", dir);
+	if (fclose(fp) != 0 || setenv("SOFTHSM2_CONF", path, 1) != 0) {
+		fprintf(stderr, "bench_sign: cannot write %s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	return 1;
+}
+
+static int find_private(const struct bench *b, struct keyset *ks)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_ID, ks->id, sizeof(ks->id) } };
+	CK_SESSION_HANDLE s;
+	CK_ULONG count = 0;
+	CK_RV rv;
+
+	if ((rv = b->f->C_OpenSession(b->t->slot, CKF_SERIAL_SESSION, NULL, NULL, &s)) != CKR_OK) {
+		fprintf(stderr, "bench_sign: C_OpenSession: %s\n", p11pki_ckr_name(rv));
+		return 0;
+	}
+	if ((rv = b->f->C_FindObjectsInit(s, tmpl, 2)) == CKR_OK) {
+		rv = b->f->C_FindObjects(s, &ks->priv, 1, &count);
+		(void)b->f->C_FindObjectsFinal(s);
+	}
+	(void)b->f->C_CloseSession(s);
+	if (rv != CKR_OK || count != 1) {
+		fprintf(stderr, "bench_sign: finding the %s private key by CKA_ID: %s, %lu found\n", ks->type,
+			p11pki_ckr_name(rv), (unsigned long)count);
+		return 0;
+	}
+	return 1;
+}
+
+static int prepare_key(const struct bench *b, struct keyset *ks)
+{
+	static const char message[] = "p11pki signing benchmark";
+	struct p11pki_keygen kg;
+	struct p11pki_uri *sel = NULL;
+	unsigned int dlen = sizeof(ks->digest);
+	int ok = 0;
+
+	memset(&kg, 0, sizeof(kg));
+	if (p11pki_keytype_parse(ks->type, &kg.type) != 0)
+		goto p11_fail;
+	kg.label = ks->label;
+	kg.id = ks->id;
+	kg.id_len = sizeof(ks->id);
+	ks->rsa = kg.type.kind == P11PKI_KEY_RSA;
+	if (p11pki_key_generate(b->t, &kg, &ks->uri) != 0 || p11pki_uri_parse(ks->uri, &sel) != 0 ||
+	    p11pki_key_load(b->t, sel, &ks->token_key) != 0 || p11pki_key_public(b->t, sel, &ks->token_pub) != 0)
+		goto p11_fail;
+	if (!find_private(b, ks))
+		goto out;
+	ks->soft_key = ks->rsa ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
+			       : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	if (ks->soft_key == NULL ||
+	    !EVP_Digest(message, sizeof(message) - 1, ks->digest, &dlen, EVP_sha256(), NULL)) {
+		fprintf(stderr, "bench_sign: making the in-memory %s key or the digest failed\n", ks->type);
+		ERR_print_errors_fp(stderr);
+		goto out;
+	}
+	if (ks->rsa) {
+		memcpy(ks->raw_in, sha256_prefix, sizeof(sha256_prefix));
+		memcpy(ks->raw_in + sizeof(sha256_prefix), ks->digest, sizeof(ks->digest));
+		ks->raw_in_len = sizeof(sha256_prefix) + sizeof(ks->digest);
+	} else {
+		memcpy(ks->raw_in, ks->digest, sizeof(ks->digest));
+		ks->raw_in_len = sizeof(ks->digest);
+	}
+	ok = check_signatures(b, ks);
+	goto out;
+p11_fail:
+	fprintf(stderr, "bench_sign: %s key: %s\n", ks->type, p11pki_errmsg());
+out:
+	p11pki_uri_free(sel);
+	return ok;
+}
+
+static void free_key(struct keyset *ks)
+{
+	EVP_PKEY_free(ks->token_key);
+	EVP_PKEY_free(ks->token_pub);
+	EVP_PKEY_free(ks->soft_key);
+	free(ks->uri);
+}
+
+/* ---- report ------------------------------------------------------------ */
+
+static double overhead_pct(double raw, double pool)
+{
+	return pool > 0 ? (raw / pool - 1.0) * 100.0 : 0;
+}
+
+static void usage(FILE *fp)
+{
+	fprintf(fp, "usage: bench_sign [--seconds N] [--rounds N] [--module PATH]\n"
+		    "  --seconds N   seconds per cell (key type, threads, method); default 2\n"
+		    "  --rounds N    slices per cell, methods rotated between slices; default 4\n"
+		    "  --module PATH SoftHSM2 module (default: the build's, or $P11PKI_MODULE)\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct keyset keys[] = {
+		{ .type = "rsa:2048", .label = "bench-rsa2048", .id = { 'b', 'e', 'n', 'c', 'h', 'r', 's', 'a' } },
+		{ .type = "ec:p256", .label = "bench-p256", .id = { 'b', 'e', 'n', 'c', 'h', 'e', 'c', '1' } },
+	};
+	enum { N_KEYS = sizeof(keys) / sizeof(keys[0]) };
+	static struct acc acc[N_KEYS][MAX_THREADS][N_METHODS];
+	double rates[N_KEYS][MAX_THREADS][N_METHODS], used[N_KEYS][MAX_THREADS][N_METHODS];
+	struct bench b = { .seconds = 2.0, .rounds = 4 };
+	const char *module_path = NULL;
+	char dir[4096] = "";
+	p11pki_module *m = NULL;
+	p11pki_secret *so = NULL, *user = NULL;
+	struct p11pki_uri *tok_sel = NULL;
+	double load[3] = { 0, 0, 0 }, load_end[3] = { 0, 0, 0 };
+	size_t k;
+	unsigned n, r, i;
+	int status = 1, misses = 0;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	for (i = 1; i < (unsigned)argc; i++) {
+		char *end;
+
+		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < (unsigned)argc) {
+			b.seconds = strtod(argv[++i], &end);
+			if (*end != '\0' || !(b.seconds > 0 && b.seconds <= 3600)) {
+				fprintf(stderr, "bench_sign: --seconds wants a number of seconds (0 < N <= 3600)\n");
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < (unsigned)argc) {
+			unsigned long v = strtoul(argv[++i], &end, 10);
+
+			if (*end != '\0' || v < 1 || v > 1000) {
+				fprintf(stderr, "bench_sign: --rounds wants 1 to 1000\n");
+				return 2;
+			}
+			b.rounds = (unsigned)v;
+		} else if (strcmp(argv[i], "--module") == 0 && i + 1 < (unsigned)argc) {
+			module_path = argv[++i];
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (module_path == NULL)
+		module_path = p11pki_default_module_path();
+	p11pki_log_set_handler(log_handler, NULL);
+
+	if (!make_token_dir(dir, sizeof(dir)))
+		goto out;
+	if (p11pki_secret_from(SO_PIN, strlen(SO_PIN), &so) != 0 ||
+	    p11pki_secret_from(USER_PIN, strlen(USER_PIN), &user) != 0 ||
+	    p11pki_module_open(module_path, &m) != 0 ||
+	    p11pki_token_init(m, 0, 0, TOKEN_LABEL, so, user, NULL) != 0 ||
+	    p11pki_uri_parse("pkcs11:token=" TOKEN_LABEL, &tok_sel) != 0 ||
+	    p11pki_token_open(m, tok_sel, &b.t) != 0 || p11pki_token_login(b.t, user) != 0) {
+		fprintf(stderr, "bench_sign: setting up the token: %s\n", p11pki_errmsg());
+		goto out;
+	}
+	b.f = m->f;
+	for (k = 0; k < N_KEYS; k++)
+		if (!prepare_key(&b, &keys[k]))
+			goto out;
+
+	(void)getloadavg(load, 3);
+	printf("p11pki signing benchmark: %s, %s\n", module_path, OpenSSL_version(OPENSSL_VERSION));
+	printf("%ld CPUs online, %.3g s per cell in %u rounds, load average %.2f at start\n", cpus, b.seconds,
+	       b.rounds, load[0]);
+	fflush(stdout);
+
+	for (k = 0; k < N_KEYS; k++)
+		for (n = 1; n <= MAX_THREADS; n++)
+			for (r = 0; r < b.rounds; r++)
+				for (i = 0; i < N_METHODS; i++) {
+					enum method mm = (enum method)((i + r) % N_METHODS);
+
+					if (!run_slice(&b, &keys[k], mm, n, b.seconds / b.rounds, &acc[k][n - 1][mm]))
+						goto out;
+				}
+	for (k = 0; k < N_KEYS; k++)
+		for (n = 1; n <= MAX_THREADS; n++)
+			for (i = 0; i < N_METHODS; i++)
+			{
+				rates[k][n - 1][i] = rate(&acc[k][n - 1][i], n);
+				used[k][n - 1][i] = cores(&acc[k][n - 1][i], n);
+			}
+	(void)getloadavg(load_end, 3);
+
+	printf("\n%-9s %7s %11s %11s %17s %13s %13s  %s\n", "key", "threads", "raw sig/s", "pool sig/s",
+	       "pool/raw (ovh)", "openssl sig/s", "pool/openssl", "cores raw/pool/openssl");
+	for (k = 0; k < N_KEYS; k++)
+		for (n = 1; n <= MAX_THREADS; n++) {
+			const double *x = rates[k][n - 1], *c = used[k][n - 1];
+
+			printf("%-9s %7u %11.1f %11.1f %7.3f (%+5.1f%%) %13.1f %13.3f  %.2f/%.2f/%.2f\n", keys[k].type,
+			       n, x[M_RAW], x[M_POOL], x[M_RAW] > 0 ? x[M_POOL] / x[M_RAW] : 0,
+			       overhead_pct(x[M_RAW], x[M_POOL]), x[M_OPENSSL],
+			       x[M_OPENSSL] > 0 ? x[M_POOL] / x[M_OPENSSL] : 0, c[M_RAW], c[M_POOL], c[M_OPENSSL]);
+		}
+	printf("\nscaling, 2 threads / 1 thread:\n");
+	for (k = 0; k < N_KEYS; k++) {
+		printf("%-9s", keys[k].type);
+		for (i = 0; i < N_METHODS; i++)
+			printf("  %s %.2fx", method_names[i],
+			       rates[k][0][i] > 0 ? rates[k][1][i] / rates[k][0][i] : 0);
+		printf("\n");
+	}
+	printf("load average %.2f at end\n\ntargets:\n", load_end[0]);
+	for (k = 0; k < N_KEYS; k++)
+		for (n = 1; n <= MAX_THREADS; n++) {
+			double ovh = overhead_pct(rates[k][n - 1][M_RAW], rates[k][n - 1][M_POOL]);
+			int pass = ovh <= OVERHEAD_TARGET;
+
+			misses += !pass;
+			printf("%s pool overhead vs raw C_Sign, %s, %u thread%s: %+.1f%% (target <= %.0f%%)\n",
+			       pass ? "PASS" : "MISS", keys[k].type, n, n > 1 ? "s" : "", ovh, OVERHEAD_TARGET);
+		}
+	for (k = 0; k < N_KEYS; k++) {
+		double sc;
+		int pass;
+
+		if (!keys[k].rsa)
+			continue;
+		sc = rates[k][0][M_POOL] > 0 ? rates[k][1][M_POOL] / rates[k][0][M_POOL] : 0;
+		pass = sc >= SCALING_TARGET;
+		misses += !pass;
+		printf("%s %s pool scaling, 2 threads / 1 thread: %.2fx (target >= %.1fx)\n", pass ? "PASS" : "MISS",
+		       keys[k].type, sc, SCALING_TARGET);
+	}
+	if (misses > 0)
+		printf("%d target%s missed (reported only; the exit status does not gate on targets)\n", misses,
+		       misses > 1 ? "s" : "");
+	status = 0;
+out:
+	fflush(stdout);
+	for (k = 0; k < N_KEYS; k++)
+		free_key(&keys[k]);
+	p11pki_uri_free(tok_sel);
+	p11pki_token_close(b.t);
+	p11pki_module_close(m);
+	p11pki_secret_free(so);
+	p11pki_secret_free(user);
+	remove_tree(dir);
+	return status;
+}
