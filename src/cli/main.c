@@ -39,7 +39,8 @@ static const struct {
 	const char *name;
 	int (*run)(struct cli *c, int argc, char **argv);
 } groups[] = {
-	{ "token", cmd_token }, { "key", cmd_key },
+	{ "token", cmd_token }, { "key", cmd_key }, { "csr", cmd_csr }, { "cert", cmd_cert },
+	{ "ca", cmd_ca }, { "verify", cmd_verify }, { "p12", cmd_p12 },
 };
 
 int main(int argc, char **argv)
@@ -67,6 +68,11 @@ int main(int argc, char **argv)
 	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
 		if (strcmp(argv[1], groups[i].name) != 0)
 			continue;
+		/* csr and verify are commands of their own: no sub-command */
+		if (strcmp(argv[1], "csr") == 0 || strcmp(argv[1], "verify") == 0) {
+			r = groups[i].run(&c, argc - 1, argv + 1);
+			break;
+		}
 		if (argc < 3 || argv[2][0] == '-')
 			return cli_usage("'%s' needs a command", argv[1]);
 		r = groups[i].run(&c, argc - 2, argv + 2);

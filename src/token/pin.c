@@ -60,8 +60,6 @@ static int env_name_ok(const char *s)
 
 int p11pki_pin_source_parse(const char *spec, enum p11pki_pin_kind *kind, const char **where)
 {
-	char show[SHOWN_MAX + 4];
-
 	*kind = 0;
 	*where = NULL;
 	if (spec == NULL)
@@ -77,16 +75,14 @@ int p11pki_pin_source_parse(const char *spec, enum p11pki_pin_kind *kind, const 
 	if (strncmp(spec, "env:", 4) == 0) {
 		if (!env_name_ok(spec + 4))
 			return p11pki_fail(P11PKI_E_ARG,
-					   "PIN source '%s' names no valid environment variable: "
-					   "use env:NAME with NAME made of letters, digits and '_'",
-					   shown(spec, show, sizeof(show)));
+					   "PIN source 'env:...' names no valid environment variable: "
+					   "use env:NAME with NAME made of letters, digits and '_'");
 		*kind = P11PKI_PIN_ENV;
 		*where = spec + 4;
 		return P11PKI_OK;
 	}
-	return p11pki_fail(P11PKI_E_ARG,
-			   "PIN source '%s' is not understood: use file:PATH or env:NAME",
-			   shown(spec, show, sizeof(show)));
+	/* the text is not repeated: it may be a PIN typed in the wrong place */
+	return p11pki_fail(P11PKI_E_ARG, "PIN source is not understood: use file:PATH or env:NAME");
 }
 
 /* Reads until EOF or until cap bytes are in; a full buffer means the

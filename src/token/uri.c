@@ -419,7 +419,7 @@ static int parse_attr(struct parse_state *ps, const char *s, size_t n, enum attr
 
 	if (eq == NULL)
 		return p11pki_fail(P11PKI_E_ARG,
-				   "PKCS#11 URI: attribute '%s' in %s has no '=' and value",
+				   "PKCS#11 URI: attribute '%s' in %s has no '=' (expected name=value)",
 				   shown(s, n, show, sizeof(show)), part_name(place));
 	nlen = (size_t)(eq - s);
 	if (nlen == 0)

@@ -140,7 +140,9 @@ enum kind { K_NONE, K_SLOT, K_SESSION };
 	X(C_DeriveKey, K_SESSION, s, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech, \
 		CK_OBJECT_HANDLE base_key, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n_attrs, \
 		CK_OBJECT_HANDLE_PTR key), (s, mech, base_key, tmpl, n_attrs, key), NO_END) \
-	S_UPDATE(X, C_SeedRandom, NO_END) S_UPDATE(X, C_GenerateRandom, NO_END) \
+	X(C_SeedRandom, K_SESSION, s, IN_PARAMS, (s, in, in_len), NO_END) \
+	X(C_GenerateRandom, K_SESSION, s, (CK_SESSION_HANDLE s, CK_BYTE_PTR out, CK_ULONG out_len), \
+		(s, out, out_len), NO_END) \
 	S_SESS(X, C_GetFunctionStatus) S_SESS(X, C_CancelFunction)
 
 #define ENUM_SPECIAL(name) FN_##name,
@@ -474,9 +476,9 @@ static void reload_control(void)
 	if (g.config_read && same_id(&id, &g.config_id))
 		return;
 	/* fstat the opened file: the identity must describe what we read. */
-	if (id.exists && (f = fopen(g.config_path, "r")) != NULL && fstat(fileno(f), &st) == 0)
+	if (id.exists && (f = fopen(g.config_path, "re")) != NULL && fstat(fileno(f), &st) == 0)
 		id_of(&st, &id);
-	else if (id.exists && f == NULL)
+	else if (id.exists && f == NULL && errno != ENOENT)
 		fprintf(stderr, "p11fault: %s: %s\n", g.config_path, strerror(errno));
 	g.config_read = true;
 	g.config_id = id;

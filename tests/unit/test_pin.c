@@ -139,13 +139,16 @@ static void source_fails(const char *s, const char *want)
 
 static void test_source_parse_errors(void **state)
 {
-	source_fails("1234", "PIN source '1234' is not understood: use file:PATH or env:NAME");
-	source_fails("", "PIN source '' is not understood");
-	source_fails("FILE:/x", "PIN source 'FILE:/x' is not understood");
-	source_fails("|/bin/cat /x", "PIN source '|/bin/cat /x' is not understood");
+	/* the text is never echoed: it may be a PIN typed in the wrong place */
+	source_fails("1234", "PIN source is not understood: use file:PATH or env:NAME");
+	assert_null(strstr(p11pki_errmsg(), "1234"));
+	source_fails("", "PIN source is not understood");
+	source_fails("FILE:/x", "PIN source is not understood");
+	source_fails("|/bin/cat /x", "PIN source is not understood");
 	source_fails("file:", "'file:' names no file");
-	source_fails("env:", "PIN source 'env:' names no valid environment variable");
-	source_fails("env:1PIN", "'env:1PIN' names no valid environment variable");
+	source_fails("env:", "names no valid environment variable");
+	source_fails("env:1PIN", "names no valid environment variable");
+	assert_null(strstr(p11pki_errmsg(), "1PIN"));
 	source_fails("env:PIN-X", "'env:PIN-X'");
 	source_fails("env:PIN X", "'env:PIN X'");
 	source_fails("env:P=1", "'env:P=1'");
@@ -335,7 +338,7 @@ static void test_env(void **state)
 
 static void test_read_bad_spec(void **state)
 {
-	read_fails("1234", P11PKI_E_ARG, "PIN source '1234' is not understood");
+	read_fails("1234", P11PKI_E_ARG, "PIN source is not understood");
 	read_fails("env:", P11PKI_E_ARG, "names no valid environment variable");
 	read_fails(NULL, P11PKI_E_ARG, "no PIN source given");
 }
