@@ -57,17 +57,18 @@ fail() { echo "FAIL: $NAME: $*" | tee -a "$LOG" >&2; exit 1; }
 skip() { echo "SKIP: $NAME: $*" | tee -a "$LOG" >&2; exit 77; }
 ok() { echo "ok: $*" | tee -a "$LOG"; }
 
-# Runs a command, logging it and its output; output still reaches the
+# Runs a command, logging it and its output; the output still reaches the
 # caller (stdout, stderr), so $(run ...) works. Safe in background jobs.
+RUN_N=0
 run() {
-	local o=$T/.run.$BASHPID.out e=$T/.run.$BASHPID.err rc=0
+	local o=$T/.run.$BASHPID.$((++RUN_N)) rc=0
 	echo "\$ $*" >>"$LOG"
-	"$@" >"$o" 2>"$e" || rc=$?
-	cat "$o" "$e" >>"$LOG"
+	"$@" >"$o.out" 2>"$o.err" || rc=$?
+	cat "$o.out" "$o.err" >>"$LOG"
 	[ "$rc" -eq 0 ] || echo "(exit $rc)" >>"$LOG"
-	cat "$e" >&2
-	cat "$o"
-	rm -f "$o" "$e"
+	cat "$o.err" >&2
+	cat "$o.out"
+	rm -f "$o.out" "$o.err"
 	return "$rc"
 }
 
@@ -86,13 +87,15 @@ init_token() {
 # and $ERR (the message) for further checks.
 RC=0 ERR=
 expect_fail() {
-	local want=$1 e=$T/.xf.$BASHPID.err lines
+	local want=$1 e=$T/.xf.$BASHPID.$((++RUN_N)) lines
 	shift
+	echo "# expect failure with '$want': $*" >>"$LOG"
 	RC=0
-	run "$@" >/dev/null 2>"$e" || RC=$?
+	"$@" >/dev/null 2>"$e" || RC=$?
 	ERR=$(cat "$e")
 	mapfile -t lines <"$e"
 	rm -f "$e"
+	echo "# exit $RC, stderr: $ERR" >>"$LOG"
 	[ "$RC" -ne 0 ] || fail "expected failure, but it succeeded: $*"
 	[ "$RC" -lt 126 ] || fail "exit $RC (a crash or a signal?): $*"
 	[[ $ERR == *"$want"* ]] || fail "stderr lacks '$want': $*: $ERR"

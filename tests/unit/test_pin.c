@@ -149,10 +149,11 @@ static void test_source_parse_errors(void **state)
 	source_fails("env:", "names no valid environment variable");
 	source_fails("env:1PIN", "names no valid environment variable");
 	assert_null(strstr(p11pki_errmsg(), "1PIN"));
-	source_fails("env:PIN-X", "'env:PIN-X'");
-	source_fails("env:PIN X", "'env:PIN X'");
-	source_fails("env:P=1", "'env:P=1'");
-	source_fails("x\x1b]0;evil\a", "PIN source 'x?]0;evil?'");
+	source_fails("env:PIN-X", "names no valid environment variable");
+	source_fails("env:PIN X", "names no valid environment variable");
+	source_fails("env:P=1", "names no valid environment variable");
+	source_fails("x\x1b]0;evil\a", "PIN source is not understood");
+	assert_null(strstr(p11pki_errmsg(), "evil"));
 	source_fails(NULL, "no PIN source given");
 }
 
