@@ -2,16 +2,18 @@
  * three ways, at 1 and 2 threads, for RSA-2048 and P-256:
  *
  *   raw      C_SignInit + C_Sign straight through the module's function
- *            list, one dedicated session per thread (the floor p11pki can
- *            reach on this token);
+ *            list, one dedicated session per thread: the most p11pki
+ *            could get out of this token;
  *   pool     EVP_PKEY_sign on the EVP_PKEY from p11pki_key_load, one key
  *            shared by the threads, each with its own EVP_PKEY_CTX: every
  *            signature goes through p11pki's session pool;
  *   openssl  EVP_PKEY_sign with an in-memory key of the same type.
  *
- * Each cell (key type, threads, method) runs for --seconds, split into
- * --rounds slices that rotate the order of the methods, so a change in
- * background load is spread over all three instead of landing on one.
+ * Each cell (key type, threads, method) runs for --seconds, cut into
+ * --rounds slices. A round runs one slice of every cell of a key type,
+ * back to back and in an order that rotates each round, so every ratio
+ * (pool/raw, 2 threads/1 thread) is a median of pairs measured seconds
+ * apart: a burst of background load spoils a few rounds, not a method.
  * Every method's signature is verified once before timing starts.
  *
  * Targets (reported, never enforced through the exit status): the pool
@@ -148,7 +150,9 @@ static int worker_setup(struct worker *w)
 	CK_RV rv;
 
 	if (w->m == M_RAW) {
-		rv = w->b->f->C_OpenSession(w->b->t->slot, CKF_SERIAL_SESSION, NULL, NULL, &w->session);
+		/* the same flags as the pool's sessions */
+		rv = w->b->f->C_OpenSession(w->b->t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+					    &w->session);
 		if (rv != CKR_OK) {
 			snprintf(w->err, sizeof(w->err), "C_OpenSession: %s", p11pki_ckr_name(rv));
 			return 0;
@@ -242,7 +246,7 @@ static void *worker_main(void *arg)
 
 /* Runs one slice of a cell with n threads that start together. */
 static int run_slice(const struct bench *b, const struct keyset *ks, enum method m, unsigned n, double seconds,
-		     struct acc *acc)
+		     struct acc *acc, double *slice_rate)
 {
 	struct worker w[MAX_THREADS];
 	pthread_barrier_t barrier;
@@ -250,6 +254,7 @@ static int run_slice(const struct bench *b, const struct keyset *ks, enum method
 	int ok = 1;
 
 	memset(w, 0, sizeof(w));
+	*slice_rate = 0;
 	if (pthread_barrier_init(&barrier, NULL, n) != 0) {
 		fprintf(stderr, "bench_sign: pthread_barrier_init failed\n");
 		return 0;
@@ -279,34 +284,10 @@ static int run_slice(const struct bench *b, const struct keyset *ks, enum method
 		acc->ops[i] += w[i].ops;
 		acc->elapsed[i] += w[i].elapsed;
 		acc->cpu[i] += w[i].cpu;
+		if (w[i].elapsed > 0)
+			*slice_rate += (double)w[i].ops / w[i].elapsed;
 	}
 	return ok;
-}
-
-/* Throughput of a cell: the sum of the threads' own rates. */
-static double rate(const struct acc *a, unsigned n)
-{
-	double r = 0;
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		if (a->elapsed[i] > 0)
-			r += (double)a->ops[i] / a->elapsed[i];
-	return r;
-}
-
-/* CPU cores the cell's threads got: each thread's CPU time over its wall
- * time, summed. Well under the thread count means something else was
- * running on the machine, or the threads waited for each other. */
-static double cores(const struct acc *a, unsigned n)
-{
-	double c = 0;
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		if (a->elapsed[i] > 0)
-			c += a->cpu[i] / a->elapsed[i];
-	return c;
 }
 
 /* ---- checking that every method makes a valid signature ---------------- */
@@ -508,52 +489,217 @@ static void free_key(struct keyset *ks)
 	free(ks->uri);
 }
 
-/* ---- report ------------------------------------------------------------ */
+/* ---- measuring and reporting ------------------------------------------- */
 
-static double overhead_pct(double raw, double pool)
+#define N_KEYS 2
+#define N_COMBOS (MAX_THREADS * N_METHODS)
+
+struct results {
+	unsigned rounds;
+	struct acc acc[N_KEYS][MAX_THREADS][N_METHODS];
+	double *per_round; /* slice rate of every (key, threads, method, round) */
+};
+
+static double *slot(const struct results *res, size_t k, unsigned n, enum method m, unsigned r)
 {
-	return pool > 0 ? (raw / pool - 1.0) * 100.0 : 0;
+	return &res->per_round[((k * MAX_THREADS + (n - 1)) * N_METHODS + m) * res->rounds + r];
+}
+
+/* Every round runs every (threads, method) combination of a key for one
+ * slice, starting one place further along each round: rounds are paired
+ * samples, taken close together, of everything a ratio compares. */
+static int measure(const struct bench *b, struct keyset *keys, struct results *res)
+{
+	size_t k;
+	unsigned r, j;
+
+	for (k = 0; k < N_KEYS; k++)
+		for (r = 0; r < b->rounds; r++)
+			for (j = 0; j < N_COMBOS; j++) {
+				unsigned c = (j + r) % N_COMBOS, n = c / N_METHODS + 1;
+				enum method m = (enum method)(c % N_METHODS);
+
+				if (!run_slice(b, &keys[k], m, n, b->seconds / b->rounds, &res->acc[k][n - 1][m],
+					       slot(res, k, n, m, r)))
+					return 0;
+			}
+	return 1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Quartiles q[0..2] (q[1] the median) of v[0..n-1]; sorts v. */
+static void quartiles(double *v, unsigned n, double q[3])
+{
+	unsigned j;
+
+	qsort(v, n, sizeof(*v), cmp_double);
+	for (j = 0; j < 3; j++) {
+		double pos = (j + 1) * 0.25 * (n - 1);
+		unsigned lo = (unsigned)pos, hi = lo + 1 < n ? lo + 1 : lo;
+
+		q[j] = v[lo] + (v[hi] - v[lo]) * (pos - lo);
+	}
+}
+
+/* Quartiles of a per-round quantity: the rate of one cell (den NULL) or
+ * the ratio num/den of two cells, round by round. */
+static void stat_rounds(const struct results *res, const double *num, const double *den, double q[3])
+{
+	double *v = calloc(res->rounds, sizeof(*v));
+	unsigned r;
+
+	if (v == NULL) {
+		q[0] = q[1] = q[2] = 0;
+		return;
+	}
+	for (r = 0; r < res->rounds; r++)
+		v[r] = den == NULL ? num[r] : den[r] > 0 ? num[r] / den[r] : 0;
+	quartiles(v, res->rounds, q);
+	free(v);
+}
+
+/* CPU cores the cell's threads got: each thread's CPU time over its wall
+ * time, summed. Well under the thread count means something else was
+ * running on the machine (or the threads waited for each other). */
+static double cores(const struct acc *a, unsigned n)
+{
+	double c = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (a->elapsed[i] > 0)
+			c += a->cpu[i] / a->elapsed[i];
+	return c;
+}
+
+/* The pool's overhead over raw in % from a pool/raw throughput ratio. */
+static double overhead_pct(double ratio)
+{
+	return ratio > 0 ? (1.0 / ratio - 1.0) * 100.0 : 0;
+}
+
+/* Prints the table and the target lines; returns the number of misses. */
+static int report(const struct keyset *keys, const struct results *res)
+{
+	double min_cores = MAX_THREADS;
+	size_t k;
+	unsigned n;
+	int i, misses = 0;
+
+	printf("\nmedians over %u rounds; [..] is the interquartile range of the per-round figure\n", res->rounds);
+	printf("%-9s %7s %10s %10s %8s %-24s %13s %12s  %s\n", "key", "threads", "raw sig/s", "pool sig/s",
+	       "pool/raw", "pool overhead", "openssl sig/s", "pool/openssl", "cores raw/pool/openssl");
+	for (k = 0; k < N_KEYS; k++)
+		for (n = 1; n <= MAX_THREADS; n++) {
+			double raw[3], pool[3], ossl[3], ratio[3], vs_ossl[3], c[N_METHODS];
+			char ovh[64];
+
+			stat_rounds(res, slot(res, k, n, M_RAW, 0), NULL, raw);
+			stat_rounds(res, slot(res, k, n, M_POOL, 0), NULL, pool);
+			stat_rounds(res, slot(res, k, n, M_OPENSSL, 0), NULL, ossl);
+			stat_rounds(res, slot(res, k, n, M_POOL, 0), slot(res, k, n, M_RAW, 0), ratio);
+			stat_rounds(res, slot(res, k, n, M_POOL, 0), slot(res, k, n, M_OPENSSL, 0), vs_ossl);
+			for (i = 0; i < N_METHODS; i++) {
+				c[i] = cores(&res->acc[k][n - 1][i], n);
+				if (n == MAX_THREADS && c[i] < min_cores)
+					min_cores = c[i];
+			}
+			/* the overhead falls as the ratio rises: its IQR flips */
+			snprintf(ovh, sizeof(ovh), "%+.1f%% [%+.1f, %+.1f]", overhead_pct(ratio[1]),
+				 overhead_pct(ratio[2]), overhead_pct(ratio[0]));
+			printf("%-9s %7u %10.1f %10.1f %8.3f %-24s %13.1f %12.3f  %.2f/%.2f/%.2f\n", keys[k].type, n,
+			       raw[1], pool[1], ratio[1], ovh, ossl[1], vs_ossl[1], c[M_RAW], c[M_POOL], c[M_OPENSSL]);
+		}
+
+	printf("\nscaling, 2 threads / 1 thread (median [IQR] of the per-round ratio):\n");
+	for (k = 0; k < N_KEYS; k++) {
+		printf("%-9s", keys[k].type);
+		for (i = 0; i < N_METHODS; i++) {
+			double q[3];
+
+			stat_rounds(res, slot(res, k, 2, (enum method)i, 0), slot(res, k, 1, (enum method)i, 0), q);
+			printf("  %s %.2fx [%.2f, %.2f]", method_names[i], q[1], q[0], q[2]);
+		}
+		printf("\n");
+	}
+	if (min_cores < MAX_THREADS * 0.9)
+		printf("note: some %d-thread cells got only %.2f CPU cores: the machine was busy, so scaling and\n"
+		       "      ratios are less certain than usual (run again when it is idle)\n",
+		       MAX_THREADS, min_cores);
+
+	printf("\ntargets:\n");
+	for (k = 0; k < N_KEYS; k++)
+		for (n = 1; n <= MAX_THREADS; n++) {
+			double q[3], ovh;
+			int pass;
+
+			stat_rounds(res, slot(res, k, n, M_POOL, 0), slot(res, k, n, M_RAW, 0), q);
+			ovh = overhead_pct(q[1]);
+			pass = ovh <= OVERHEAD_TARGET;
+			misses += !pass;
+			printf("%s pool overhead vs raw C_Sign, %s, %u thread%s: %+.1f%% (target <= %.0f%%)\n",
+			       pass ? "PASS" : "MISS", keys[k].type, n, n > 1 ? "s" : "", ovh, OVERHEAD_TARGET);
+		}
+	for (k = 0; k < N_KEYS; k++) {
+		double q[3];
+		int pass;
+
+		if (!keys[k].rsa)
+			continue;
+		stat_rounds(res, slot(res, k, 2, M_POOL, 0), slot(res, k, 1, M_POOL, 0), q);
+		pass = q[1] >= SCALING_TARGET;
+		misses += !pass;
+		printf("%s %s pool scaling, 2 threads / 1 thread: %.2fx (target >= %.1fx)\n", pass ? "PASS" : "MISS",
+		       keys[k].type, q[1], SCALING_TARGET);
+	}
+	if (misses > 0)
+		printf("%d target%s missed (reported only: the exit status does not depend on targets)\n", misses,
+		       misses > 1 ? "s" : "");
+	return misses;
 }
 
 static void usage(FILE *fp)
 {
 	fprintf(fp, "usage: bench_sign [--seconds N] [--rounds N] [--module PATH]\n"
 		    "  --seconds N   seconds per cell (key type, threads, method); default 2\n"
-		    "  --rounds N    slices per cell, methods rotated between slices; default 4\n"
+		    "  --rounds N    slices each cell is cut into, interleaved with the other\n"
+		    "                cells of the key type; default 10\n"
 		    "  --module PATH SoftHSM2 module (default: the build's, or $P11PKI_MODULE)\n");
 }
 
 int main(int argc, char **argv)
 {
-	struct keyset keys[] = {
+	struct keyset keys[N_KEYS] = {
 		{ .type = "rsa:2048", .label = "bench-rsa2048", .id = { 'b', 'e', 'n', 'c', 'h', 'r', 's', 'a' } },
 		{ .type = "ec:p256", .label = "bench-p256", .id = { 'b', 'e', 'n', 'c', 'h', 'e', 'c', '1' } },
 	};
-	enum { N_KEYS = sizeof(keys) / sizeof(keys[0]) };
-	static struct acc acc[N_KEYS][MAX_THREADS][N_METHODS];
-	double rates[N_KEYS][MAX_THREADS][N_METHODS], used[N_KEYS][MAX_THREADS][N_METHODS];
-	struct bench b = { .seconds = 2.0, .rounds = 4 };
+	static struct results res;
+	struct bench b = { .seconds = 2.0, .rounds = 10 };
 	const char *module_path = NULL;
 	char dir[4096] = "";
 	p11pki_module *m = NULL;
 	p11pki_secret *so = NULL, *user = NULL;
 	struct p11pki_uri *tok_sel = NULL;
-	double load[3] = { 0, 0, 0 }, load_end[3] = { 0, 0, 0 };
+	double load[3] = { 0, 0, 0 }, start;
 	size_t k;
-	unsigned n, r, i;
-	int status = 1, misses = 0;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int i, status = 1;
 
-	for (i = 1; i < (unsigned)argc; i++) {
+	for (i = 1; i < argc; i++) {
 		char *end;
 
-		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < (unsigned)argc) {
+		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
 			b.seconds = strtod(argv[++i], &end);
 			if (*end != '\0' || !(b.seconds > 0 && b.seconds <= 3600)) {
 				fprintf(stderr, "bench_sign: --seconds wants a number of seconds (0 < N <= 3600)\n");
 				return 2;
 			}
-		} else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < (unsigned)argc) {
+		} else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
 			unsigned long v = strtoul(argv[++i], &end, 10);
 
 			if (*end != '\0' || v < 1 || v > 1000) {
@@ -561,7 +707,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			b.rounds = (unsigned)v;
-		} else if (strcmp(argv[i], "--module") == 0 && i + 1 < (unsigned)argc) {
+		} else if (strcmp(argv[i], "--module") == 0 && i + 1 < argc) {
 			module_path = argv[++i];
 		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
@@ -573,6 +719,11 @@ int main(int argc, char **argv)
 	}
 	if (module_path == NULL)
 		module_path = p11pki_default_module_path();
+	res.rounds = b.rounds;
+	if ((res.per_round = calloc((size_t)N_KEYS * N_COMBOS * b.rounds, sizeof(double))) == NULL) {
+		fprintf(stderr, "bench_sign: out of memory\n");
+		return 1;
+	}
 	p11pki_log_set_handler(log_handler, NULL);
 
 	if (!make_token_dir(dir, sizeof(dir)))
@@ -593,72 +744,15 @@ int main(int argc, char **argv)
 
 	(void)getloadavg(load, 3);
 	printf("p11pki signing benchmark: %s, %s\n", module_path, OpenSSL_version(OPENSSL_VERSION));
-	printf("%ld CPUs online, %.3g s per cell in %u rounds, load average %.2f at start\n", cpus, b.seconds,
-	       b.rounds, load[0]);
+	printf("%ld CPUs online; %.3g s per cell in %u rounds; load average %.2f at start\n",
+	       sysconf(_SC_NPROCESSORS_ONLN), b.seconds, b.rounds, load[0]);
 	fflush(stdout);
-
-	for (k = 0; k < N_KEYS; k++)
-		for (n = 1; n <= MAX_THREADS; n++)
-			for (r = 0; r < b.rounds; r++)
-				for (i = 0; i < N_METHODS; i++) {
-					enum method mm = (enum method)((i + r) % N_METHODS);
-
-					if (!run_slice(&b, &keys[k], mm, n, b.seconds / b.rounds, &acc[k][n - 1][mm]))
-						goto out;
-				}
-	for (k = 0; k < N_KEYS; k++)
-		for (n = 1; n <= MAX_THREADS; n++)
-			for (i = 0; i < N_METHODS; i++)
-			{
-				rates[k][n - 1][i] = rate(&acc[k][n - 1][i], n);
-				used[k][n - 1][i] = cores(&acc[k][n - 1][i], n);
-			}
-	(void)getloadavg(load_end, 3);
-
-	printf("\n%-9s %7s %11s %11s %17s %13s %13s  %s\n", "key", "threads", "raw sig/s", "pool sig/s",
-	       "pool/raw (ovh)", "openssl sig/s", "pool/openssl", "cores raw/pool/openssl");
-	for (k = 0; k < N_KEYS; k++)
-		for (n = 1; n <= MAX_THREADS; n++) {
-			const double *x = rates[k][n - 1], *c = used[k][n - 1];
-
-			printf("%-9s %7u %11.1f %11.1f %7.3f (%+5.1f%%) %13.1f %13.3f  %.2f/%.2f/%.2f\n", keys[k].type,
-			       n, x[M_RAW], x[M_POOL], x[M_RAW] > 0 ? x[M_POOL] / x[M_RAW] : 0,
-			       overhead_pct(x[M_RAW], x[M_POOL]), x[M_OPENSSL],
-			       x[M_OPENSSL] > 0 ? x[M_POOL] / x[M_OPENSSL] : 0, c[M_RAW], c[M_POOL], c[M_OPENSSL]);
-		}
-	printf("\nscaling, 2 threads / 1 thread:\n");
-	for (k = 0; k < N_KEYS; k++) {
-		printf("%-9s", keys[k].type);
-		for (i = 0; i < N_METHODS; i++)
-			printf("  %s %.2fx", method_names[i],
-			       rates[k][0][i] > 0 ? rates[k][1][i] / rates[k][0][i] : 0);
-		printf("\n");
-	}
-	printf("load average %.2f at end\n\ntargets:\n", load_end[0]);
-	for (k = 0; k < N_KEYS; k++)
-		for (n = 1; n <= MAX_THREADS; n++) {
-			double ovh = overhead_pct(rates[k][n - 1][M_RAW], rates[k][n - 1][M_POOL]);
-			int pass = ovh <= OVERHEAD_TARGET;
-
-			misses += !pass;
-			printf("%s pool overhead vs raw C_Sign, %s, %u thread%s: %+.1f%% (target <= %.0f%%)\n",
-			       pass ? "PASS" : "MISS", keys[k].type, n, n > 1 ? "s" : "", ovh, OVERHEAD_TARGET);
-		}
-	for (k = 0; k < N_KEYS; k++) {
-		double sc;
-		int pass;
-
-		if (!keys[k].rsa)
-			continue;
-		sc = rates[k][0][M_POOL] > 0 ? rates[k][1][M_POOL] / rates[k][0][M_POOL] : 0;
-		pass = sc >= SCALING_TARGET;
-		misses += !pass;
-		printf("%s %s pool scaling, 2 threads / 1 thread: %.2fx (target >= %.1fx)\n", pass ? "PASS" : "MISS",
-		       keys[k].type, sc, SCALING_TARGET);
-	}
-	if (misses > 0)
-		printf("%d target%s missed (reported only; the exit status does not gate on targets)\n", misses,
-		       misses > 1 ? "s" : "");
+	start = now();
+	if (!measure(&b, keys, &res))
+		goto out;
+	(void)getloadavg(load, 3);
+	printf("measured in %.1f s; load average %.2f at end\n", now() - start, load[0]);
+	(void)report(keys, &res);
 	status = 0;
 out:
 	fflush(stdout);
@@ -669,6 +763,7 @@ out:
 	p11pki_module_close(m);
 	p11pki_secret_free(so);
 	p11pki_secret_free(user);
+	free(res.per_round);
 	remove_tree(dir);
 	return status;
 }

@@ -95,6 +95,54 @@ struct p11pki_revoked { const char *serial_hex; time_t when; int reason; };
 P11PKI_API int p11pki_crl_build(X509 *ca_cert, EVP_PKEY *ca_key, const struct p11pki_revoked *revoked, size_t n,
 				unsigned long long number, unsigned days, X509_CRL **out);
 
+/* ---- CA operations ------------------------------------------------------ */
+
+typedef struct p11pki_store p11pki_store; /* see src/ca/store.h */
+typedef struct p11pki_ca p11pki_ca;
+
+struct p11pki_ca_create {
+	const char *name;		/* "root", "issuing" */
+	const char *parent;		/* NULL: a self-signed root */
+	const X509_NAME *subject;
+	struct p11pki_keytype type;
+	unsigned days;			/* 0: the profile's default */
+};
+
+/* Creates a CA: a key generated on token t (label = name), its
+ * certificate (self-signed, or signed by the parent CA, whose key is on
+ * parent_token), stored on the token next to the key and in the store.
+ * Caller frees *cert_out (may be NULL). */
+P11PKI_API int p11pki_ca_create(p11pki_store *st, const CONF *conf, const struct p11pki_ca_create *p,
+				p11pki_token *t, p11pki_token *parent_token, X509 **cert_out);
+
+/* The PKCS#11 URI of a CA's key, to open and log in to its token.
+ * Caller frees. */
+P11PKI_API int p11pki_ca_key_uri(p11pki_store *st, const char *name, char **uri);
+
+/* Opens a CA: its certificate and chain from the store, its settings
+ * from conf, its key on the (logged-in) token t. */
+P11PKI_API int p11pki_ca_open(p11pki_store *st, const CONF *conf, const char *name, p11pki_token *t, p11pki_ca **out);
+P11PKI_API void p11pki_ca_close(p11pki_ca *ca);
+P11PKI_API X509 *p11pki_ca_cert(const p11pki_ca *ca); /* borrowed */
+
+struct p11pki_issue {
+	const char *profile;	/* server, client, subca, ocsp, or a configured one */
+	X509_REQ *csr;
+	unsigned days;		/* 0: default */
+	const char *requester;	/* recorded in the store */
+};
+/* Checks the request against the CA's policy and the profile, issues the
+ * certificate, and commits its row before returning it. */
+P11PKI_API int p11pki_ca_issue(p11pki_ca *ca, const struct p11pki_issue *req, X509 **out);
+/* Signs a CRL of the CA's revoked certificates with the next CRL number. */
+P11PKI_API int p11pki_ca_crl(p11pki_ca *ca, X509_CRL **out);
+/* Revokes a certificate by serial (hex, colons and case ignored). */
+P11PKI_API int p11pki_ca_revoke(p11pki_store *st, const char *ca_name, const char *serial, int reason);
+/* Normalises a serial: uppercase hex without colons or leading zeros. */
+P11PKI_API int p11pki_serial_normalize(const char *in, char *out, size_t size);
+/* The serial of a certificate as normalised hex. Caller frees. */
+P11PKI_API char *p11pki_cert_serial_hex(X509 *cert);
+
 #ifdef __cplusplus
 }
 #endif

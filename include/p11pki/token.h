@@ -189,6 +189,19 @@ P11PKI_API int p11pki_cert_import(p11pki_token *t, X509 *cert, char **uri_out);
 P11PKI_API int p11pki_cert_list(p11pki_token *t, const struct p11pki_uri *filter, struct p11pki_cert_info **out,
 				size_t *n);
 P11PKI_API void p11pki_cert_info_free(struct p11pki_cert_info *certs, size_t n);
+/* Stores a CA, intermediate or cross-certificate: label NULL means its CN,
+ * CKA_ID is its subjectKeyIdentifier (or the SHA-1 of its public key), so
+ * a cross-certificate shares the id of the root it cross-signs. The same
+ * certificate twice is P11PKI_E_EXISTS. *uri_out (may be NULL) gets the
+ * URI; caller frees with free(). */
+P11PKI_API int p11pki_cert_store_ca(p11pki_token *t, X509 *cert, const char *label, char **uri_out);
+/* Puts a software RSA or EC private key (from a PKCS#12 backup) on the
+ * token as a sensitive, non-extractable key pair with a random 16-byte
+ * CKA_ID. The key was not generated there, so CKA_LOCAL is false and key
+ * lists show local=no: copies may exist outside the token. A key already
+ * on the token, or a label in use, is P11PKI_E_EXISTS. *uri_out (may be
+ * NULL) gets the pair's URI; caller frees with free(). */
+P11PKI_API int p11pki_key_import(p11pki_token *t, EVP_PKEY *key, const char *label, char **uri_out);
 
 /* What a token answers when asked for a private key's secret: the value
  * attribute (CKA_PRIVATE_EXPONENT / CKA_VALUE) and wrapping under a fresh

@@ -26,6 +26,11 @@ extern "C" {
 P11PKI_API int p11pki_name_parse(const char *text, X509_NAME **out);
 /* RFC 4514 text of a name (most significant last, UTF-8). Caller frees. */
 P11PKI_API int p11pki_name_format(const X509_NAME *name, char **out);
+/* NID of a subject attribute name: an OpenSSL short or long name, case-
+ * insensitive for the usual ones (C, ST, L, O, OU, CN, emailAddress,
+ * serialNumber, DC, UID, street, title, GN, SN, ...), or a dotted OID of
+ * a naming attribute. NID_undef (0) when it is not one. */
+P11PKI_API int p11pki_name_attr_nid(const char *attr);
 
 /* ---- Host names ------------------------------------------------------- */
 

@@ -44,27 +44,27 @@ struct p11pki_store_cert {
 
 /* Opens (creating if needed, mode 0600) and migrates the database; WAL
  * mode and a busy timeout let several processes issue at once. */
-int p11pki_store_open(const char *path, p11pki_store **out);
-void p11pki_store_close(p11pki_store *st);
+P11PKI_API int p11pki_store_open(const char *path, p11pki_store **out);
+P11PKI_API void p11pki_store_close(p11pki_store *st);
 /* Schema version found in the file (after migration: the current one). */
-int p11pki_store_schema_version(p11pki_store *st);
+P11PKI_API int p11pki_store_schema_version(p11pki_store *st);
 
 /* CAs. add fails with P11PKI_E_EXISTS for a taken name. get fills *out
  * (caller frees with p11pki_store_ca_clear) or P11PKI_E_NOTFOUND. */
-int p11pki_store_ca_add(p11pki_store *st, const struct p11pki_store_ca *ca);
-int p11pki_store_ca_get(p11pki_store *st, const char *name, struct p11pki_store_ca *out);
-int p11pki_store_ca_update_cert(p11pki_store *st, const char *name, const char *cert_pem, const char *chain_pem);
-int p11pki_store_ca_names(p11pki_store *st, char ***names, size_t *n); /* free each + array */
-void p11pki_store_ca_clear(struct p11pki_store_ca *ca);
+P11PKI_API int p11pki_store_ca_add(p11pki_store *st, const struct p11pki_store_ca *ca);
+P11PKI_API int p11pki_store_ca_get(p11pki_store *st, const char *name, struct p11pki_store_ca *out);
+P11PKI_API int p11pki_store_ca_update_cert(p11pki_store *st, const char *name, const char *cert_pem, const char *chain_pem);
+P11PKI_API int p11pki_store_ca_names(p11pki_store *st, char ***names, size_t *n); /* free each + array */
+P11PKI_API void p11pki_store_ca_clear(struct p11pki_store_ca *ca);
 
 /* Certificates. add commits one row in its own transaction; a serial
  * already used by that CA is P11PKI_E_EXISTS (the caller draws another). */
-int p11pki_store_cert_add(p11pki_store *st, const struct p11pki_store_cert *c);
-int p11pki_store_cert_get(p11pki_store *st, const char *ca, const char *serial, struct p11pki_store_cert *out);
+P11PKI_API int p11pki_store_cert_add(p11pki_store *st, const struct p11pki_store_cert *c);
+P11PKI_API int p11pki_store_cert_get(p11pki_store *st, const char *ca, const char *serial, struct p11pki_store_cert *out);
 /* Marks a certificate revoked at `when` with an RFC 5280 reason code.
  * P11PKI_E_NOTFOUND for an unknown serial, P11PKI_E_EXISTS if already
  * revoked. */
-int p11pki_store_cert_revoke(p11pki_store *st, const char *ca, const char *serial, time_t when, int reason);
+P11PKI_API int p11pki_store_cert_revoke(p11pki_store *st, const char *ca, const char *serial, time_t when, int reason);
 
 struct p11pki_store_filter {
 	int revoked_only;	/* only revoked */
@@ -73,14 +73,14 @@ struct p11pki_store_filter {
 };
 /* Lists a CA's certificates, oldest first. Caller frees with
  * p11pki_store_cert_list_free. */
-int p11pki_store_cert_list(p11pki_store *st, const char *ca, const struct p11pki_store_filter *f,
+P11PKI_API int p11pki_store_cert_list(p11pki_store *st, const char *ca, const struct p11pki_store_filter *f,
 			   struct p11pki_store_cert **out, size_t *n);
-void p11pki_store_cert_list_free(struct p11pki_store_cert *certs, size_t n);
-void p11pki_store_cert_clear(struct p11pki_store_cert *c);
+P11PKI_API void p11pki_store_cert_list_free(struct p11pki_store_cert *certs, size_t n);
+P11PKI_API void p11pki_store_cert_clear(struct p11pki_store_cert *c);
 /* Number of certificates a CA issued. */
-int p11pki_store_cert_count(p11pki_store *st, const char *ca, size_t *n);
+P11PKI_API int p11pki_store_cert_count(p11pki_store *st, const char *ca, size_t *n);
 
 /* CRL numbers: returns the next number (1, 2, ...) for a CA, atomically. */
-int p11pki_store_next_crl_number(p11pki_store *st, const char *ca, unsigned long long *out);
+P11PKI_API int p11pki_store_next_crl_number(p11pki_store *st, const char *ca, unsigned long long *out);
 
 #endif

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,7 +142,7 @@ static int serial_ok(const char *s)
 /* Lookups accept lowercase and leading zeros ("0a1b" finds "A1B"). */
 static int serial_norm(const char *in, char *buf, size_t size)
 {
-	char tmp[16];
+	char tmp[64];
 	size_t i = 0, j = 0;
 
 	while (in[i] == '0' && in[i + 1] != '\0')
@@ -354,19 +355,19 @@ static int store_new(const char *path, p11pki_store **out)
 
 static int create_failed(p11pki_store *st, int err)
 {
-	char dir[SHOWN_MAX];
+	char dir[PATH_MAX], buf[SHOWN_MAX];
 	char *slash;
 
 	if (err != ENOENT)
 		return p11pki_fail(P11PKI_E_IO, "store %s: cannot create the file: %s", st->shown_path, strerror(err));
-	snprintf(dir, sizeof(dir), "%s", st->shown_path);
+	snprintf(dir, sizeof(dir), "%s", st->path);
 	slash = strrchr(dir, '/');
 	if (slash == NULL)
 		snprintf(dir, sizeof(dir), ".");
 	else
 		slash[slash == dir] = '\0'; /* keep "/" for a file in the root */
 	return p11pki_fail(P11PKI_E_IO, "store %s: cannot create the file: directory %s does not exist",
-			   st->shown_path, dir);
+			   st->shown_path, shown(dir, buf, sizeof(buf)));
 }
 
 /* We create the file, not SQLite, so it is 0600 whatever the umask (fchmod
@@ -482,6 +483,11 @@ out:
 	return r;
 }
 
+static int read_version_txn(p11pki_store *st, void *arg)
+{
+	return read_version(st, arg);
+}
+
 static int too_new(p11pki_store *st)
 {
 	return p11pki_fail(P11PKI_E_UNSUPPORTED,
@@ -528,7 +534,7 @@ static int migrate(p11pki_store *st)
 	/* A look without the write lock first: the usual store is current,
 	 * and a newer one is refused without blocking anybody. */
 	set_op(st, "read the schema version");
-	if ((r = read_txn(st, (step_fn)read_version, &st->version)) != 0)
+	if ((r = read_txn(st, read_version_txn, &st->version)) != 0)
 		return r;
 	if (st->version > P11PKI_STORE_SCHEMA_VERSION)
 		return too_new(st);
@@ -585,6 +591,7 @@ static int ca_add_txn(p11pki_store *st, void *arg)
 	const struct p11pki_store_ca *ca = arg;
 	const char *texts[] = { ca->name, ca->parent, ca->key_uri, ca->cert_pem, ca->chain_pem, ca->config };
 	sqlite3_stmt *stmt = NULL;
+	char name[SHOWN_MAX];
 	int r;
 
 	r = prepare(st, "INSERT INTO cas(name, parent, key_uri, cert_pem, chain_pem, config, created)"
@@ -595,7 +602,7 @@ static int ca_add_txn(p11pki_store *st, void *arg)
 		goto out;
 	if ((r = step_done(st, stmt)) != 0 && st->rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		r = p11pki_fail(P11PKI_E_EXISTS, "store %s already has a CA named '%s'", st->shown_path,
-				shown(ca->name, st->op, sizeof(st->op)));
+				shown(ca->name, name, sizeof(name)));
 out:
 	sqlite3_finalize(stmt);
 	return r;
@@ -642,6 +649,7 @@ static int ca_get_txn(p11pki_store *st, void *arg)
 	char name[SHOWN_MAX];
 	int r;
 
+	p11pki_store_ca_clear(a->out); /* from an earlier attempt */
 	r = prepare(st, "SELECT name, parent, key_uri, cert_pem, chain_pem, config, created"
 			" FROM cas WHERE name = ?1", &stmt);
 	if (r != 0 || (r = bind_texts(st, stmt, &a->name, 1)) != 0 || (r = step_row(st, stmt)) < 0)
@@ -668,7 +676,8 @@ int p11pki_store_ca_get(p11pki_store *st, const char *name, struct p11pki_store_
 		return p11pki_fail(P11PKI_E_ARG, "looking up a CA in the store needs its name");
 	lock(st);
 	set_op(st, "read CA '%s'", shown(name, buf, sizeof(buf)));
-	r = read_txn(st, ca_get_txn, &a);
+	if ((r = read_txn(st, ca_get_txn, &a)) != 0)
+		p11pki_store_ca_clear(out);
 	unlock(st);
 	return r;
 }
@@ -715,13 +724,15 @@ struct names_args {
 	size_t *n;
 };
 
-static void free_names(char **names, size_t n)
+static void clear_names(struct names_args *a)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	for (i = 0; i < *a->n; i++)
+		free((*a->names)[i]);
+	free(*a->names);
+	*a->names = NULL;
+	*a->n = 0;
 }
 
 /* Appends a copy of column 0 to a growing array. */
@@ -746,6 +757,7 @@ static int ca_names_txn(p11pki_store *st, void *arg)
 	sqlite3_stmt *stmt = NULL;
 	int r;
 
+	clear_names(a); /* from an earlier attempt */
 	if ((r = prepare(st, "SELECT name FROM cas ORDER BY name", &stmt)) != 0)
 		goto out;
 	while ((r = step_row(st, stmt)) > 0)
@@ -753,11 +765,6 @@ static int ca_names_txn(p11pki_store *st, void *arg)
 			break;
 out:
 	sqlite3_finalize(stmt);
-	if (r != 0) {
-		free_names(*a->names, *a->n);
-		*a->names = NULL;
-		*a->n = 0;
-	}
 	return r;
 }
 
@@ -774,7 +781,8 @@ int p11pki_store_ca_names(p11pki_store *st, char ***names, size_t *n)
 		return p11pki_fail(P11PKI_E_ARG, "listing the store's CAs needs somewhere to put them");
 	lock(st);
 	set_op(st, "list CAs");
-	r = read_txn(st, ca_names_txn, &a);
+	if ((r = read_txn(st, ca_names_txn, &a)) != 0)
+		clear_names(&a);
 	unlock(st);
 	return r;
 }
@@ -921,6 +929,7 @@ static int cert_get_txn(p11pki_store *st, void *arg)
 	sqlite3_stmt *stmt = NULL;
 	int r;
 
+	p11pki_store_cert_clear(a->out); /* from an earlier attempt */
 	r = prepare_key(st, "SELECT " CERT_COLUMNS " FROM certs WHERE ca = ?1 AND serial = ?2", &a->key, &stmt);
 	if (r != 0 || (r = step_row(st, stmt)) < 0)
 		goto out;
@@ -952,7 +961,8 @@ int p11pki_store_cert_get(p11pki_store *st, const char *ca, const char *serial, 
 	a.out = out;
 	lock(st);
 	set_op(st, "read certificate %s of CA '%s'", a.key.serial, shown(ca, buf, sizeof(buf)));
-	r = read_txn(st, cert_get_txn, &a);
+	if ((r = read_txn(st, cert_get_txn, &a)) != 0)
+		p11pki_store_cert_clear(out);
 	unlock(st);
 	return r;
 }
@@ -1031,6 +1041,13 @@ struct list_args {
 	size_t *n;
 };
 
+static void clear_list(struct list_args *a)
+{
+	p11pki_store_cert_list_free(*a->out, *a->n);
+	*a->out = NULL;
+	*a->n = 0;
+}
+
 static int push_cert(p11pki_store *st, sqlite3_stmt *stmt, struct p11pki_store_cert **certs, size_t *n)
 {
 	struct p11pki_store_cert *grown;
@@ -1065,6 +1082,7 @@ static int list_txn(p11pki_store *st, void *arg)
 	sqlite3_stmt *stmt = NULL;
 	int r;
 
+	clear_list(a); /* from an earlier attempt */
 	r = prepare(st, "SELECT " CERT_COLUMNS " FROM certs WHERE ca = ?1"
 			" AND (?2 = 0 OR (status = 1 AND (?3 <> 0 OR not_after >= ?4)))"
 			" AND (?5 = 0 OR (status = 0 AND not_after < ?5))"
@@ -1076,11 +1094,6 @@ static int list_txn(p11pki_store *st, void *arg)
 			break;
 out:
 	sqlite3_finalize(stmt);
-	if (r != 0) {
-		p11pki_store_cert_list_free(*a->out, *a->n);
-		*a->out = NULL;
-		*a->n = 0;
-	}
 	return r;
 }
 
@@ -1101,7 +1114,8 @@ int p11pki_store_cert_list(p11pki_store *st, const char *ca, const struct p11pki
 		a.f = *f;
 	lock(st);
 	set_op(st, "list certificates of CA '%s'", shown(ca, buf, sizeof(buf)));
-	r = read_txn(st, list_txn, &a);
+	if ((r = read_txn(st, list_txn, &a)) != 0)
+		clear_list(&a);
 	unlock(st);
 	return r;
 }

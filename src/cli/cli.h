@@ -46,6 +46,9 @@ struct cli {
 	int json, yes, extractable, store, revoked, want_chain, legacy, cross, is_ca;
 	int argc;		   /* positional arguments after the command */
 	char *argv[CLI_MAX_ARGS];
+	/* loaded on demand; released by cli_close */
+	struct conf_st *conf;	   /* the config file, NULL when there is none */
+	int conf_loaded;
 	/* opened by cli_open_token; released by cli_close */
 	p11pki_module *m;
 	p11pki_token *t;
@@ -72,6 +75,11 @@ int cli_open_module(struct cli *c);
 /* Opens the selected token and, when login is set, logs in with the PIN
  * from the URI's pin-source, --pin-source, a prompt, or pin-value. */
 int cli_open_token(struct cli *c, const char *uri_text, int login);
+/* Loads -c FILE, or $P11PKI_HOME/p11pki.conf when it exists, once. */
+int cli_config(struct cli *c);
+/* A value from the [ p11pki ] section of the config, or NULL. */
+const char *cli_config_value(struct cli *c, const char *key);
+
 /* Reads a PIN from spec, or prompts with the given text. */
 int cli_read_pin(const char *spec, const char *prompt, p11pki_secret **out);
 void cli_close(struct cli *c);

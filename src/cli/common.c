@@ -46,53 +46,61 @@ int cli_selection(struct cli *c, const char *uri_text)
 	return P11PKI_OK;
 }
 
-/* module = PATH in the [ p11pki ] section of the config file. */
-static int config_module(const char *file, char **out)
+int cli_config(struct cli *c)
 {
 	char home[PATH_MAX - 16], path[PATH_MAX];
-	CONF *conf = NULL;
+	const char *file = c->config;
 	long line = 0;
-	const char *v;
-	int r = P11PKI_OK;
+	int r;
 
-	*out = NULL;
+	if (c->conf_loaded)
+		return P11PKI_OK;
+	c->conf_loaded = 1;
 	if (file == NULL) {
 		if ((r = p11pki_home(home, sizeof(home))) != 0)
 			return r;
 		snprintf(path, sizeof(path), "%s/p11pki.conf", home);
+		if (access(path, F_OK) != 0)
+			return P11PKI_OK; /* no config file: built-in defaults */
 		file = path;
-		if (access(file, F_OK) != 0)
-			return P11PKI_OK;
 	}
-	if ((conf = NCONF_new(NULL)) == NULL)
+	if ((c->conf = NCONF_new(NULL)) == NULL)
 		return p11pki_fail(P11PKI_E_NOMEM, "out of memory reading %s", file);
-	if (NCONF_load(conf, file, &line) <= 0) {
-		r = line > 0 ? p11pki_fail(P11PKI_E_ARG, "%s:%ld: syntax error", file, line)
-			     : p11pki_fail(P11PKI_E_IO, "cannot read config file %s", file);
-	} else if ((v = NCONF_get_string(conf, "p11pki", "module")) != NULL && (*out = strdup(v)) == NULL) {
-		r = p11pki_fail(P11PKI_E_NOMEM, "out of memory");
+	if (NCONF_load(c->conf, file, &line) <= 0) {
+		ERR_clear_error();
+		if (line > 0)
+			return p11pki_fail(P11PKI_E_ARG, "%s:%ld: syntax error", file, line);
+		return p11pki_fail(P11PKI_E_IO, "cannot read config file %s", file);
 	}
-	ERR_clear_error();
-	NCONF_free(conf);
-	return r;
+	return P11PKI_OK;
+}
+
+const char *cli_config_value(struct cli *c, const char *key)
+{
+	const char *v;
+
+	if (cli_config(c) != 0 || c->conf == NULL)
+		return NULL;
+	v = NCONF_get_string(c->conf, "p11pki", key);
+	ERR_clear_error(); /* a missing key is not an error */
+	return v;
 }
 
 int cli_open_module(struct cli *c)
 {
-	char *from_config = NULL;
 	const char *path = c->module;
 	int r;
 
+	if (c->m != NULL)
+		return P11PKI_OK;
 	if (path == NULL && c->uri != NULL)
 		path = c->uri->module_path;
 	if (path == NULL) {
-		if ((r = config_module(c->config, &from_config)) != 0)
+		if ((r = cli_config(c)) != 0)
 			return r;
-		path = from_config;
+		path = cli_config_value(c, "module");
 	}
-	r = p11pki_module_open(path, &c->m);
-	free(from_config);
-	return r;
+	return p11pki_module_open(path, &c->m);
 }
 
 int cli_read_pin(const char *spec, const char *prompt, p11pki_secret **out)
@@ -138,6 +146,8 @@ void cli_close(struct cli *c)
 	p11pki_token_close(c->t);
 	p11pki_module_close(c->m);
 	p11pki_uri_free(c->uri);
+	NCONF_free(c->conf);
+	c->conf = NULL;
 	c->t = NULL;
 	c->m = NULL;
 	c->uri = NULL;

@@ -4,6 +4,7 @@
 # a test never touches the user's tokens, and the helpers below.
 #   $T          the test's directory, removed on success, kept on failure
 #   $LOG        every command the helpers ran, with its output
+#   $T/outputs  only the output (stdout, stderr) of those commands
 #   $USER_PIN   the user PIN (also in $T/user.pin; the SO PIN is in $T/so.pin)
 #   $TOKEN      the label init_token gave the token
 set -eEuo pipefail
@@ -64,7 +65,7 @@ run() {
 	local o=$T/.run.$BASHPID.$((++RUN_N)) rc=0
 	echo "\$ $*" >>"$LOG"
 	"$@" >"$o.out" 2>"$o.err" || rc=$?
-	cat "$o.out" "$o.err" >>"$LOG"
+	cat "$o.out" "$o.err" | tee -a "$T/outputs" >>"$LOG"
 	[ "$rc" -eq 0 ] || echo "(exit $rc)" >>"$LOG"
 	cat "$o.err" >&2
 	cat "$o.out"
@@ -91,10 +92,11 @@ expect_fail() {
 	shift
 	echo "# expect failure with '$want': $*" >>"$LOG"
 	RC=0
-	"$@" >/dev/null 2>"$e" || RC=$?
+	"$@" >"$e.out" 2>"$e" || RC=$?
+	cat "$e.out" "$e" >>"$T/outputs"
 	ERR=$(cat "$e")
 	mapfile -t lines <"$e"
-	rm -f "$e"
+	rm -f "$e" "$e.out"
 	echo "# exit $RC, stderr: $ERR" >>"$LOG"
 	[ "$RC" -ne 0 ] || fail "expected failure, but it succeeded: $*"
 	[ "$RC" -lt 126 ] || fail "exit $RC (a crash or a signal?): $*"
