@@ -195,6 +195,10 @@ P11PKI_API void p11pki_cert_info_free(struct p11pki_cert_info *certs, size_t n);
  * certificate twice is P11PKI_E_EXISTS. *uri_out (may be NULL) gets the
  * URI; caller frees with free(). */
 P11PKI_API int p11pki_cert_store_ca(p11pki_token *t, X509 *cert, const char *label, char **uri_out);
+/* The key pair whose public key equals pub (EVP_PKEY_eq), as a one-element
+ * array freed with p11pki_key_info_free(*out, 1). P11PKI_E_NOTFOUND when
+ * no RSA or EC key pair on the token holds it. */
+P11PKI_API int p11pki_key_find_public(p11pki_token *t, EVP_PKEY *pub, struct p11pki_key_info **out);
 /* Puts a software RSA or EC private key (from a PKCS#12 backup) on the
  * token as a sensitive, non-extractable key pair with a random 16-byte
  * CKA_ID. The key was not generated there, so CKA_LOCAL is false and key
