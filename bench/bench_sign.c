@@ -19,10 +19,12 @@
  * Targets (reported, never enforced through the exit status): the pool
  * adds at most 5% over raw C_Sign, and RSA-2048 through the pool signs at
  * least 1.6x faster with 2 threads than with 1. Exit status: 0 when every
- * operation succeeded, 1 when one failed, 2 on a usage error. */
+ * operation succeeded, 1 when one failed, 2 on a usage error, 130 when
+ * interrupted (SIGINT/SIGTERM; the token directory is removed). */
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,16 @@
 #define USER_PIN "bench-user-pin"
 #define OVERHEAD_TARGET 5.0 /* % the pool may add over raw C_Sign */
 #define SCALING_TARGET 1.6  /* RSA-2048 pool, 2 threads over 1 */
+
+/* Set by SIGINT/SIGTERM: the threads stop, the token directory is removed. */
+static volatile sig_atomic_t interrupted;
+static char token_dir[4096]; /* the throwaway token's directory */
+static void remove_tree(const char *dir);
+
+static void on_signal(int sig)
+{
+	interrupted = 1;
+}
 
 enum method { M_RAW, M_POOL, M_OPENSSL, N_METHODS };
 static const char *const method_names[N_METHODS] = { "raw", "pool", "openssl" };
@@ -229,7 +241,7 @@ static void *worker_main(void *arg)
 	cpu0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
 	start = t = now();
 	deadline = start + w->seconds;
-	while (t < deadline) {
+	while (t < deadline && !interrupted) {
 		siglen = sizeof(sig);
 		if (!sign_once(w, sig, &siglen)) {
 			w->failed = 1;
@@ -268,7 +280,8 @@ static int run_slice(const struct bench *b, const struct keyset *ks, enum method
 		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
 			fprintf(stderr, "bench_sign: pthread_create failed\n");
 			/* the started ones wait at the barrier for ever: give up */
-			exit(1);
+			remove_tree(token_dir);
+			_exit(1);
 		}
 		started++;
 	}
@@ -378,11 +391,14 @@ static void remove_tree(const char *dir)
 		(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* mkdtemp dir with tokens/ and softhsm2.conf; exports SOFTHSM2_CONF. */
-static int make_token_dir(char *dir, size_t size)
+/* token_dir: a mkdtemp directory with tokens/ and softhsm2.conf; exports
+ * SOFTHSM2_CONF. */
+static int make_token_dir(void)
 {
+	char *dir = token_dir;
+	const size_t size = sizeof(token_dir);
 	const char *tmp = getenv("TMPDIR");
-	char path[4096];
+	char path[sizeof(token_dir) + 32];
 	FILE *fp;
 
 	if (tmp == NULL || *tmp == '\0')
@@ -522,6 +538,10 @@ static int measure(const struct bench *b, struct keyset *keys, struct results *r
 				if (!run_slice(b, &keys[k], m, n, b->seconds / b->rounds, &res->acc[k][n - 1][m],
 					       slot(res, k, n, m, r)))
 					return 0;
+				if (interrupted) {
+					fprintf(stderr, "bench_sign: interrupted\n");
+					return 0;
+				}
 			}
 	return 1;
 }
@@ -682,7 +702,6 @@ int main(int argc, char **argv)
 	static struct results res;
 	struct bench b = { .seconds = 2.0, .rounds = 10 };
 	const char *module_path = NULL;
-	char dir[4096] = "";
 	p11pki_module *m = NULL;
 	p11pki_secret *so = NULL, *user = NULL;
 	struct p11pki_uri *tok_sel = NULL;
@@ -726,7 +745,16 @@ int main(int argc, char **argv)
 	}
 	p11pki_log_set_handler(log_handler, NULL);
 
-	if (!make_token_dir(dir, sizeof(dir)))
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigemptyset(&sa.sa_mask);
+		(void)sigaction(SIGINT, &sa, NULL);
+		(void)sigaction(SIGTERM, &sa, NULL);
+	}
+	if (!make_token_dir())
 		goto out;
 	if (p11pki_secret_from(SO_PIN, strlen(SO_PIN), &so) != 0 ||
 	    p11pki_secret_from(USER_PIN, strlen(USER_PIN), &user) != 0 ||
@@ -764,6 +792,6 @@ out:
 	p11pki_secret_free(so);
 	p11pki_secret_free(user);
 	free(res.per_round);
-	remove_tree(dir);
-	return status;
+	remove_tree(token_dir);
+	return interrupted ? 130 : status;
 }

@@ -103,6 +103,71 @@ P11PKI_API int p11pki_policy_apply(const struct p11pki_policy *policy, const X50
  * ".example.com" matching any name under example.com. */
 P11PKI_API int p11pki_host_pattern_match(const char *pattern, const char *host);
 
+/* ---- Verification, served chains, PKCS#12 ----------------------------- */
+
+/* Reads certificates from memory: one DER certificate, or every PEM
+ * certificate in the buffer (at least one). name is the file name for
+ * messages. Caller frees with sk_X509_pop_free(*out, X509_free). */
+P11PKI_API int p11pki_certs_read(const unsigned char *data, size_t len, const char *name, STACK_OF(X509) **out);
+/* The same for CRLs; free with sk_X509_CRL_pop_free(*out, X509_CRL_free). */
+P11PKI_API int p11pki_crls_read(const unsigned char *data, size_t len, const char *name,
+				STACK_OF(X509_CRL) **out);
+
+struct p11pki_verify_opts {
+	const char *host;		/* UTF-8 or ASCII host, or an IP; NULL: not checked */
+	STACK_OF(X509) *trusted;	/* trust anchors; NULL: the system's CAs */
+	STACK_OF(X509) *untrusted;	/* intermediates, cross-certificates (may be NULL) */
+	STACK_OF(X509_CRL) *crls;	/* given: revocation is checked for every certificate */
+	time_t at;			/* the time to check at; 0: now */
+};
+
+struct p11pki_verify_result {
+	int date_ok, host_ok, chain_ok; /* 1 passed, 0 failed; host_ok -1: no host given */
+	/* Why a check failed ("expired on 2025-01-01 00:00:00 UTC"), or on
+	 * success what passed ("dns:*.example.com"). */
+	char date_reason[160], host_reason[160], chain_reason[256];
+	STACK_OF(X509) *chain;		/* when chain_ok: the path, leaf first */
+};
+
+/* The three checks a browser makes, each on its own with its reason: the
+ * date is inside the validity period; the host matches a DNS
+ * subjectAltName (the CN only when there is none; IDN hosts are compared
+ * in their A-label form; "*.example.com" covers one label); the
+ * certificate chains to a trusted CA (strict X.509 rules, no partial
+ * chains, CRLs when given, alternative paths through cross-certificates).
+ * Returns 0 when the checks ran, whatever their outcome; a negative code
+ * only when they could not run. Free r with p11pki_verify_result_clear. */
+P11PKI_API int p11pki_verify(X509 *cert, const struct p11pki_verify_opts *o, struct p11pki_verify_result *r);
+P11PKI_API void p11pki_verify_result_clear(struct p11pki_verify_result *r);
+
+/* The chain a server sends: the issuers of leaf found in pool, matched
+ * by name, key identifier and signature, up to (not including, unless
+ * P11PKI_CHAIN_ROOT) a self-signed root. With P11PKI_CHAIN_CROSS a
+ * cross-certificate (the new root signed by an older one) is preferred to
+ * the new self-signed root, so older clients reach the older root. *out
+ * holds up-referenced certificates, leaf excluded; *complete (may be NULL)
+ * is 1 when the chain reached a self-signed root. Caller frees with
+ * sk_X509_pop_free(*out, X509_free). */
+enum { P11PKI_CHAIN_CROSS = 1, P11PKI_CHAIN_ROOT = 2 };
+P11PKI_API int p11pki_chain_build(X509 *leaf, STACK_OF(X509) *pool, unsigned flags, STACK_OF(X509) **out,
+				  int *complete);
+
+/* Opens a PKCS#12 (.pfx/.p12) file's contents. A wrong password is
+ * P11PKI_E_PIN ("wrong password for NAME (PKCS#12 MAC verification
+ * failed)"). Files encrypted with RC2/RC4 load OpenSSL's legacy provider
+ * for the duration. Outputs may be NULL on return when the file lacks
+ * them (no key, no certificate); caller frees each. */
+P11PKI_API int p11pki_p12_read(const unsigned char *data, size_t len, const char *name,
+			       const p11pki_secret *password, EVP_PKEY **key, X509 **cert, STACK_OF(X509) **chain);
+/* Makes a PKCS#12 of a software key, its certificate and chain (may be
+ * NULL) with friendly name `name` (may be NULL): AES-256-CBC with PBKDF2
+ * for key and certificates and a SHA-256 MAC, or with legacy set 3DES
+ * (pbeWithSHA1And3-KeyTripleDES-CBC) and a SHA-1 MAC for old Windows.
+ * Refuses a key that does not match the certificate and an empty
+ * password. Caller frees *der with OPENSSL_free. */
+P11PKI_API int p11pki_p12_create(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const char *name,
+				 const p11pki_secret *password, int legacy, unsigned char **der, size_t *len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -129,7 +129,7 @@ static int is_hex(char c)
 
 /* The form of store.h: uppercase hex without leading zeros. Anything else
  * would let "0A" and "A" pass the primary key as two serials. */
-static int serial_ok(const char *s)
+static int serial_canonical(const char *s)
 {
 	size_t i;
 
@@ -139,7 +139,8 @@ static int serial_ok(const char *s)
 	return i > 0 && (s[0] != '0' || i == 1);
 }
 
-/* Lookups accept lowercase and leading zeros ("0a1b" finds "A1B"). */
+/* Brings a serial to that form, on the way in and for lookups: BN_bn2hex
+ * writes whole bytes ("0A1B"), users type lowercase ("0a1b"). */
 static int serial_norm(const char *in, char *buf, size_t size)
 {
 	char tmp[64];
@@ -150,7 +151,7 @@ static int serial_norm(const char *in, char *buf, size_t size)
 	for (; in[i] != '\0' && j + 1 < size; i++, j++)
 		buf[j] = (in[i] >= 'a' && in[i] <= 'f') ? (char)(in[i] - 'a' + 'A') : in[i];
 	buf[j] = '\0';
-	if (in[i] != '\0' || !serial_ok(buf))
+	if (in[i] != '\0' || !serial_canonical(buf))
 		return p11pki_fail(P11PKI_E_ARG, "serial '%s' is not a hexadecimal number of at most %d digits",
 				   shown(in, tmp, sizeof(tmp)), SERIAL_MAX);
 	return P11PKI_OK;
@@ -270,7 +271,7 @@ static void backoff(int attempt)
 }
 
 /* Calls fn again while SQLite reports busy or locked after its own busy
- * timeout; fn must leave no partial output behind when it fails. */
+ * timeout; fn starts by clearing what an earlier attempt left. */
 static int with_retry(p11pki_store *st, step_fn fn, void *arg)
 {
 	char msg[512];
@@ -451,14 +452,16 @@ out:
 
 static int parse_version(p11pki_store *st, const unsigned char *s, int *version)
 {
+	const char *text = s != NULL ? (const char *)s : "";
+	char buf[32];
 	char *end;
 	long v;
 
 	errno = 0;
-	v = s != NULL ? strtol((const char *)s, &end, 10) : -1;
-	if (s == NULL || errno != 0 || *end != '\0' || end == (const char *)s || v < 1 || v > INT_MAX)
-		return p11pki_fail(P11PKI_E_ARG, "store %s: schema version '%.20s' is not a positive number",
-				   st->shown_path, s != NULL ? (const char *)s : "");
+	v = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || v < 1 || v > INT_MAX)
+		return p11pki_fail(P11PKI_E_ARG, "store %s: schema version '%s' is not a positive number",
+				   st->shown_path, shown(text, buf, sizeof(buf)));
 	*version = (int)v;
 	return P11PKI_OK;
 }
@@ -583,6 +586,17 @@ int p11pki_store_schema_version(p11pki_store *st)
 {
 	return st != NULL ? st->version : 0;
 }
+
+#ifdef UNITTEST
+/* Lets the tests check the connection's settings and shorten its busy
+ * timeout; only for a store no other thread uses meanwhile. */
+sqlite3 *p11pki_store_sqlite(p11pki_store *st);
+
+sqlite3 *p11pki_store_sqlite(p11pki_store *st)
+{
+	return st->db;
+}
+#endif
 
 /* ---- CAs ---- */
 
@@ -844,13 +858,8 @@ out:
 
 static int cert_check(const struct p11pki_store_cert *c)
 {
-	char buf[SHOWN_MAX];
-
 	if (c == NULL || !name_ok(c->ca) || c->serial == NULL || !name_ok(c->pem))
 		return p11pki_fail(P11PKI_E_ARG, "storing a certificate needs its CA, serial and PEM");
-	if (!serial_ok(c->serial))
-		return p11pki_fail(P11PKI_E_ARG, "serial '%s' is not uppercase hexadecimal of at most %d digits"
-				   " without leading zeros", shown(c->serial, buf, sizeof(buf)), SERIAL_MAX);
 	if (c->status != P11PKI_CERT_VALID && c->status != P11PKI_CERT_REVOKED)
 		return p11pki_fail(P11PKI_E_ARG, "certificate status %d is unknown", (int)c->status);
 	if (c->status == P11PKI_CERT_REVOKED && !reason_ok(c->reason))
@@ -860,16 +869,19 @@ static int cert_check(const struct p11pki_store_cert *c)
 
 int p11pki_store_cert_add(p11pki_store *st, const struct p11pki_store_cert *c)
 {
-	char ca[SHOWN_MAX];
+	struct p11pki_store_cert row;
+	char ca[SHOWN_MAX], serial[SERIAL_MAX + 1];
 	int r;
 
 	if (st == NULL)
 		return p11pki_fail(P11PKI_E_ARG, "storing a certificate needs a store");
-	if ((r = cert_check(c)) != 0)
+	if ((r = cert_check(c)) != 0 || (r = serial_norm(c->serial, serial, sizeof(serial))) != 0)
 		return r;
+	row = *c;
+	row.serial = serial;
 	lock(st);
-	set_op(st, "add certificate %s of CA '%s'", c->serial, shown(c->ca, ca, sizeof(ca)));
-	r = write_txn(st, cert_add_txn, (void *)(uintptr_t)c);
+	set_op(st, "add certificate %s of CA '%s'", serial, shown(c->ca, ca, sizeof(ca)));
+	r = write_txn(st, cert_add_txn, &row);
 	unlock(st);
 	return r;
 }

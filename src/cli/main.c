@@ -6,7 +6,7 @@
 #include "cli/cli.h"
 
 static const char usage_text[] =
-	"usage: p11pki [global options] <group> <command> [options] [args]\n"
+	"usage: p11pki <group> <command> [options] [args]\n"
 	"\n"
 	"Tokens\n"
 	"  token init --label L [--slot N] --so-pin-source SRC --pin-source SRC\n"
@@ -19,7 +19,7 @@ static const char usage_text[] =
 	"  key audit URI                  proves the private key cannot be read\n"
 	"  key delete URI --yes\n"
 	"\n"
-	"Global options\n"
+	"Common options\n"
 	"  --module PATH        PKCS#11 module (default: the embedded SoftHSM2 token\n"
 	"                       under $P11PKI_HOME, default ~/.local/share/p11pki)\n"
 	"  -c, --config FILE    config file (default $P11PKI_HOME/p11pki.conf)\n"

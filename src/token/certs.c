@@ -146,7 +146,7 @@ int p11pki_cert_store(p11pki_token *t, X509 *cert, const char *label, const unsi
 	if (c.exists)
 		r = p11pki_fail(P11PKI_E_EXISTS, "certificate '%s' is already on token '%s'", subject, t->label);
 	else
-		p11pki_log(P11PKI_LOG_INFO, "stored certificate '%s' as '%s' on token '%s'", subject, label, t->label);
+		p11pki_log(P11PKI_LOG_DEBUG, "stored certificate '%s' as '%s' on token '%s'", subject, label, t->label);
 out:
 	OPENSSL_free(c.der);
 	OPENSSL_free(c.subject);

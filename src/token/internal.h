@@ -21,19 +21,39 @@ struct p11pki_module {
 	void *dl;		/* our reference to the same loaded module */
 	CK_FUNCTION_LIST *f;	/* for the calls libp11 0.4.12 lacks */
 	pthread_mutex_t lock;	/* serialises libp11 slot enumeration */
+	unsigned tokens_open;	/* p11pki_token objects using the module */
+	char *write_lock;	/* lock file serialising writers, or NULL */
 };
+
+/* SoftHSM2's file store loses attributes when several processes write
+ * one token at once: p11pki processes take turns through a lock file next
+ * to SOFTHSM2_CONF (see tokens/softhsm2.profile). Returns an fd to pass to
+ * p11pki_module_write_end, or -1 when the module needs no lock. */
+int p11pki_module_write_begin(p11pki_module *m);
+void p11pki_module_write_end(int fd);
+/* The shared side of the same lock, for reading the token's state
+ * (initialisation, slot lists, opening sessions); a no-op while this
+ * thread writes. */
+int p11pki_module_read_begin(p11pki_module *m);
+
+/* Finalises and initialises the module again so that it re-reads its
+ * tokens (SoftHSM2 keeps what it read at C_Initialize, even a token file
+ * another process was half-way through writing). Only while no token is
+ * open; returns 0 when it reloaded. */
+int p11pki_module_reinit(p11pki_module *m);
 
 struct p11pki_token {
 	p11pki_module *m;
 	CK_SLOT_ID slot;
 	char label[33], serial[17];	/* identify it again after removal */
 	p11pki_secret *pin;		/* kept to log in again on recovery */
-	pthread_mutex_t lock;
+	int logged_in;
+	pthread_mutex_t open_lock;	/* guards slot, pin, logged_in: opening */
+	pthread_mutex_t lock;		/* guards the pool below */
 	pthread_cond_t idle_cond;
 	CK_SESSION_HANDLE *idle;	/* sessions ready for use */
 	unsigned n_idle, n_open, max_open;
 	unsigned generation;		/* bumped when all sessions are dropped */
-	int logged_in;
 };
 
 /* Every C_* call goes through P11_CALL: it logs the call and its result

@@ -39,6 +39,34 @@ static CK_RV exists_fn(p11pki_token *t, CK_SESSION_HANDLE s, struct keygen_ctx *
 	return rv;
 }
 
+static void remove_id(p11pki_token *t, CK_SESSION_HANDLE s, struct keygen_ctx *c)
+{
+	CK_ATTRIBUTE by_id = { CKA_ID, (void *)c->id, c->id_len };
+	CK_OBJECT_HANDLE found[4];
+	CK_ULONG count = 0, i;
+
+	if (p11pki_find(t, s, &by_id, 1, found, 4, &count) != CKR_OK)
+		return;
+	for (i = 0; i < count; i++)
+		(void)P11_CALL(t->m, C_DestroyObject, s, found[i]);
+}
+
+/* Reads back what the token stored: the label and id we asked for. */
+static int written_whole(p11pki_token *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, const struct keygen_ctx *c)
+{
+	unsigned char *id = NULL, *label = NULL;
+	CK_ULONG id_len = 0, label_len = 0;
+	int ok;
+
+	ok = p11pki_attr_get(t, s, o, CKA_ID, &id, &id_len) == CKR_OK &&
+	     p11pki_attr_get(t, s, o, CKA_LABEL, &label, &label_len) == CKR_OK && id_len == c->id_len &&
+	     memcmp(id, c->id, id_len) == 0 && label_len == strlen(c->p->label) &&
+	     memcmp(label, c->p->label, label_len) == 0;
+	free(id);
+	free(label);
+	return ok;
+}
+
 static CK_RV keygen_fn(p11pki_token *t, CK_SESSION_HANDLE s, void *arg)
 {
 	struct keygen_ctx *c = arg;
@@ -77,10 +105,30 @@ static CK_RV keygen_fn(p11pki_token *t, CK_SESSION_HANDLE s, void *arg)
 	CK_OBJECT_HANDLE hpub, hpriv;
 	CK_RV rv;
 
-	if ((rv = exists_fn(t, s, c)) != CKR_OK || c->exists)
-		return rv;
-	return P11_CALL(t->m, C_GenerateKeyPair, s, &mech, pub, rsa ? 9 : 8, priv,
-			sizeof(priv) / sizeof(priv[0]), &hpub, &hpriv);
+	unsigned attempt;
+
+	for (attempt = 0; attempt < 3; attempt++) {
+		if ((rv = exists_fn(t, s, c)) != CKR_OK || c->exists)
+			return rv;
+		rv = P11_CALL(t->m, C_GenerateKeyPair, s, &mech, pub, rsa ? 9 : 8, priv,
+			      sizeof(priv) / sizeof(priv[0]), &hpub, &hpriv);
+		if (rv == CKR_OK && (written_whole(t, s, hpriv, c) && written_whole(t, s, hpub, c)))
+			return CKR_OK;
+		if (rv == CKR_OK) {
+			/* SoftHSM2 can lose attributes when processes write at once */
+			p11pki_log(P11PKI_LOG_DEBUG, "key '%s' was stored incompletely, making it again", p->label);
+			(void)P11_CALL(t->m, C_DestroyObject, s, hpriv);
+			(void)P11_CALL(t->m, C_DestroyObject, s, hpub);
+			rv = CKR_FUNCTION_FAILED;
+		} else if (rv != CKR_FUNCTION_FAILED && rv != CKR_GENERAL_ERROR) {
+			return rv;
+		}
+		/* SoftHSM2 fails some writes while other processes write the
+		 * same token: remove any half we made, then try again */
+		remove_id(t, s, c);
+		p11pki_sleep_ms(20u << attempt);
+	}
+	return rv;
 }
 
 int p11pki_key_generate(p11pki_token *t, const struct p11pki_keygen *p, char **uri_out)
@@ -89,7 +137,7 @@ int p11pki_key_generate(p11pki_token *t, const struct p11pki_keygen *p, char **u
 	unsigned char random_id[ID_LEN];
 	ASN1_OBJECT *oid = NULL;
 	char what[128];
-	int r;
+	int r, lock;
 
 	if (uri_out != NULL)
 		*uri_out = NULL;
@@ -119,7 +167,10 @@ int p11pki_key_generate(p11pki_token *t, const struct p11pki_keygen *p, char **u
 		p11pki_log(P11PKI_LOG_WARN, "key '%s' on token '%s' is created EXTRACTABLE: it can be wrapped off the token",
 			   p->label, t->label);
 	snprintf(what, sizeof(what), "generating %s key '%s'", p->type.name, p->label);
-	if ((r = p11pki_token_run(t, what, keygen_fn, &c)) != 0)
+	lock = p11pki_module_write_begin(t->m);
+	r = p11pki_token_run(t, what, keygen_fn, &c);
+	p11pki_module_write_end(lock);
+	if (r != 0)
 		goto out;
 	if (c.exists) {
 		r = p11pki_fail(P11PKI_E_EXISTS, "a key with %s '%s' already exists on token '%s': choose another %s or delete it",

@@ -137,8 +137,11 @@ static CK_RV list_fn(p11pki_token *t, CK_SESSION_HANDLE s, void *arg)
 		n = p11pki_uri_template(c->filter, &cls, tmpl, 3);
 		if ((rv = p11pki_find(t, s, tmpl, n, found, MAX_OBJECTS, &count)) != CKR_OK)
 			break;
-		for (i = 0; i < count && rv == CKR_OK; i++)
+		for (i = 0; i < count && rv == CKR_OK; i++) {
 			rv = add_object(t, s, found[i], cls == CKO_PRIVATE_KEY, c);
+			if (rv == CKR_OBJECT_HANDLE_INVALID)
+				rv = CKR_OK; /* deleted by another process meanwhile */
+		}
 	}
 	free(found);
 	if (rv != CKR_OK) {
@@ -364,8 +367,11 @@ int p11pki_key_delete(p11pki_token *t, const struct p11pki_uri *sel, unsigned *c
 	if (key.id_len == 0)
 		r = p11pki_fail(P11PKI_E_UNSUPPORTED, "key '%s' has no CKA_ID: delete it with pkcs11-tool",
 				key.label ? key.label : "");
-	else
+	else {
+		int lock = p11pki_module_write_begin(t->m);
 		r = p11pki_token_run(t, "deleting a key", delete_fn, &c);
+		p11pki_module_write_end(lock);
+	}
 	if (count != NULL)
 		*count = c.count;
 	free(key.label);

@@ -2,11 +2,26 @@
  * owner of C_Initialize/C_Finalize); we take the same module's
  * CK_FUNCTION_LIST for what libp11 0.4.12 cannot do. */
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "token/internal.h"
+
+static int looks_like_module(const char *path)
+{
+	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	int ok = dl != NULL && dlsym(dl, "C_GetFunctionList") != NULL;
+
+	if (dl != NULL)
+		dlclose(dl);
+	return ok;
+}
 
 /* libp11 does not say why a load failed: find out for the message. */
 static int explain_load_failure(const char *path)
@@ -36,12 +51,24 @@ static int explain_load_failure(const char *path)
 	return r;
 }
 
+static void set_write_lock(p11pki_module *m)
+{
+	const char *conf = getenv("SOFTHSM2_CONF");
+	size_t len;
+
+	if (strstr(m->path, "softhsm") == NULL || conf == NULL || *conf == '\0')
+		return;
+	len = strlen(conf) + sizeof(".p11pki-write-lock");
+	if ((m->write_lock = malloc(len)) != NULL)
+		snprintf(m->write_lock, len, "%s.p11pki-write-lock", conf);
+}
+
 int p11pki_module_open(const char *path, p11pki_module **out)
 {
 	p11pki_module *m = NULL;
 	CK_C_GetFunctionList get_list;
 	struct stat st;
-	int r;
+	int r, lock, loaded;
 
 	*out = NULL;
 	if (path == NULL) {
@@ -56,11 +83,20 @@ int p11pki_module_open(const char *path, p11pki_module **out)
 		goto fail;
 	}
 	pthread_mutex_init(&m->lock, NULL);
+	/* libp11 prints to stderr on a file that is no module: look first */
+	if (!looks_like_module(path)) {
+		r = explain_load_failure(path);
+		goto fail;
+	}
 	if ((m->ctx = PKCS11_CTX_new()) == NULL) {
 		r = p11pki_fail(P11PKI_E_NOMEM, "PKCS11_CTX_new failed");
 		goto fail;
 	}
-	if (PKCS11_CTX_load(m->ctx, path) != 0) {
+	set_write_lock(m);
+	lock = p11pki_module_read_begin(m);
+	loaded = PKCS11_CTX_load(m->ctx, path) == 0;
+	p11pki_module_write_end(lock);
+	if (!loaded) {
 		PKCS11_CTX_free(m->ctx);
 		m->ctx = NULL;
 		r = explain_load_failure(path);
@@ -82,6 +118,59 @@ fail:
 	return r;
 }
 
+static _Thread_local int writing; /* this thread holds the write lock */
+
+static int lock_file(const char *path, int how)
+{
+	int fd;
+
+	if (path == NULL || writing)
+		return -1;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return -1; /* best effort: SoftHSM2 itself still works */
+	while (flock(fd, how) != 0 && errno == EINTR)
+		;
+	return fd;
+}
+
+int p11pki_module_write_begin(p11pki_module *m)
+{
+	int fd = lock_file(m->write_lock, LOCK_EX);
+
+	if (fd >= 0)
+		writing = 1;
+	return fd;
+}
+
+int p11pki_module_read_begin(p11pki_module *m)
+{
+	return lock_file(m->write_lock, LOCK_SH);
+}
+
+void p11pki_module_write_end(int fd)
+{
+	if (fd < 0)
+		return;
+	writing = 0;
+	close(fd); /* releases the lock */
+}
+
+int p11pki_module_reinit(p11pki_module *m)
+{
+	int r = -1;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->tokens_open == 0) {
+		int lock = p11pki_module_read_begin(m);
+		PKCS11_CTX_unload(m->ctx); /* our dlopen keeps the code mapped */
+		r = PKCS11_CTX_load(m->ctx, m->path);
+		p11pki_module_write_end(lock);
+		p11pki_log(P11PKI_LOG_DEBUG, "module '%s' re-initialised: %s", m->path, r == 0 ? "ok" : "failed");
+	}
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
 void p11pki_module_close(p11pki_module *m)
 {
 	if (m == NULL)
@@ -93,6 +182,7 @@ void p11pki_module_close(p11pki_module *m)
 	if (m->dl != NULL)
 		dlclose(m->dl);
 	pthread_mutex_destroy(&m->lock);
+	free(m->write_lock);
 	free(m->path);
 	free(m);
 }

@@ -21,20 +21,25 @@ CK_RV p11pki_attr_get(p11pki_token *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
 		      CK_ATTRIBUTE_TYPE type, unsigned char **val, CK_ULONG *len)
 {
 	CK_ATTRIBUTE a = { type, NULL, 0 };
-	CK_RV rv;
+	unsigned attempt;
+	CK_RV rv = CKR_BUFFER_TOO_SMALL;
 
 	*val = NULL;
 	*len = 0;
-	if ((rv = P11_CALL(t->m, C_GetAttributeValue, s, o, &a, 1)) != CKR_OK)
-		return rv;
-	if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > 65536)
-		return CKR_ATTRIBUTE_SENSITIVE;
-	if ((a.pValue = malloc(a.ulValueLen + 1)) == NULL)
-		return CKR_HOST_MEMORY;
-	if ((rv = P11_CALL(t->m, C_GetAttributeValue, s, o, &a, 1)) != CKR_OK) {
-		free(a.pValue);
-		return rv;
+	/* the value may grow between the two calls (another process writes) */
+	for (attempt = 0; attempt < 3 && rv == CKR_BUFFER_TOO_SMALL; attempt++) {
+		a.pValue = NULL;
+		if ((rv = P11_CALL(t->m, C_GetAttributeValue, s, o, &a, 1)) != CKR_OK)
+			return rv;
+		if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > 65536)
+			return CKR_ATTRIBUTE_SENSITIVE;
+		if ((a.pValue = malloc(a.ulValueLen + 1)) == NULL)
+			return CKR_HOST_MEMORY;
+		if ((rv = P11_CALL(t->m, C_GetAttributeValue, s, o, &a, 1)) != CKR_OK)
+			free(a.pValue);
 	}
+	if (rv != CKR_OK)
+		return rv;
 	((unsigned char *)a.pValue)[a.ulValueLen] = 0; /* labels become strings */
 	*val = a.pValue;
 	*len = a.ulValueLen;

@@ -24,11 +24,15 @@ int p11pki_token_open(p11pki_module *m, const struct p11pki_uri *sel, p11pki_tok
 		return p11pki_fail(P11PKI_E_NOMEM, "out of memory opening a token");
 	}
 	t->m = m;
+	pthread_mutex_lock(&m->lock);
+	m->tokens_open++;
+	pthread_mutex_unlock(&m->lock);
 	t->slot = info.slot_id;
 	t->max_open = DEFAULT_POOL;
 	memcpy(t->label, info.label, sizeof(t->label));
 	memcpy(t->serial, info.serial, sizeof(t->serial));
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->open_lock, NULL);
 	pthread_cond_init(&t->idle_cond, NULL);
 	*out = t;
 	return P11PKI_OK;
@@ -76,6 +80,10 @@ void p11pki_token_close(p11pki_token *t)
 	pthread_mutex_unlock(&t->lock);
 	pthread_cond_destroy(&t->idle_cond);
 	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->open_lock);
+	pthread_mutex_lock(&t->m->lock);
+	t->m->tokens_open--;
+	pthread_mutex_unlock(&t->m->lock);
 	p11pki_secret_free(t->pin);
 	free(t->idle);
 	free(t);
@@ -106,13 +114,24 @@ static CK_RV login(p11pki_token *t, CK_SESSION_HANDLE s)
 	return rv == CKR_USER_ALREADY_LOGGED_IN ? CKR_OK : rv;
 }
 
+/* Answers that SoftHSM2 gives while another process rewrites the token
+ * file; they pass on a second try. */
+static int transient(CK_RV rv)
+{
+	return rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_ERROR || rv == CKR_USER_PIN_NOT_INITIALIZED;
+}
+
 /* Opens one session and logs it in if the token is not logged in yet.
- * Transient failures are retried with a short backoff. */
+ * Transient failures are retried with a short backoff. Openers queue on
+ * open_lock only: threads with a pooled session carry on meanwhile. */
 static CK_RV open_session(p11pki_token *t, CK_SESSION_HANDLE *s)
 {
 	unsigned attempt;
 	CK_RV rv = CKR_GENERAL_ERROR;
+	int lock;
 
+	pthread_mutex_lock(&t->open_lock);
+	lock = p11pki_module_read_begin(t->m);
 	for (attempt = 0; attempt < OPEN_ATTEMPTS; attempt++) {
 		if (attempt > 0)
 			p11pki_sleep_ms(5u << attempt);
@@ -127,70 +146,109 @@ static CK_RV open_session(p11pki_token *t, CK_SESSION_HANDLE *s)
 			continue;
 		}
 		if (rv != CKR_OK) {
-			if (rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_ERROR)
+			if (transient(rv))
 				continue;
-			return rv;
+			break;
 		}
 		if (t->logged_in)
-			return CKR_OK;
+			break;
 		rv = login(t, *s);
 		if (rv == CKR_OK) {
 			t->logged_in = t->pin != NULL;
-			return CKR_OK;
+			break;
 		}
 		(void)P11_CALL(t->m, C_CloseSession, *s);
-		if (rv != CKR_GENERAL_ERROR && rv != CKR_DEVICE_ERROR)
-			return rv;
+		if (!transient(rv))
+			break;
 	}
 	if (attempt == OPEN_ATTEMPTS)
-		p11pki_log(P11PKI_LOG_WARN, "token '%s': gave up opening a session after %d attempts",
+		p11pki_log(P11PKI_LOG_DEBUG, "token '%s': gave up opening a session after %d attempts",
 			   t->label, OPEN_ATTEMPTS);
+	p11pki_module_write_end(lock);
+	pthread_mutex_unlock(&t->open_lock);
 	return rv;
+}
+
+/* SoftHSM2 keeps a token file it read half-written until it reads it
+ * again: when this is the module's only token and nothing is open yet,
+ * re-initialise the module and find the token again. */
+static int reload_alone(p11pki_token *t)
+{
+	int ok;
+
+	pthread_mutex_lock(&t->m->lock);
+	ok = t->m->tokens_open == 1 && t->n_open == 0;
+	if (ok)
+		t->m->tokens_open = 0;
+	pthread_mutex_unlock(&t->m->lock);
+	if (!ok)
+		return 0;
+	ok = p11pki_module_reinit(t->m) == 0;
+	pthread_mutex_lock(&t->m->lock);
+	t->m->tokens_open++;
+	pthread_mutex_unlock(&t->m->lock);
+	if (ok)
+		refind_slot(t);
+	return ok;
 }
 
 int p11pki_token_login(p11pki_token *t, const p11pki_secret *pin)
 {
 	CK_SESSION_HANDLE s;
+	p11pki_secret *copy = NULL;
 	CK_RV rv;
 	int r;
 
-	pthread_mutex_lock(&t->lock);
+	if ((r = p11pki_secret_from(pin->data, pin->len, &copy)) != 0)
+		return r;
+	pthread_mutex_lock(&t->open_lock);
 	p11pki_secret_free(t->pin);
-	t->pin = NULL;
-	if ((r = p11pki_secret_from(pin->data, pin->len, &t->pin)) != 0)
-		goto out;
+	t->pin = copy;
 	t->logged_in = 0;
-	if ((rv = open_session(t, &s)) != CKR_OK) {
+	pthread_mutex_unlock(&t->open_lock);
+	rv = open_session(t, &s);
+	if (transient(rv) && reload_alone(t))
+		rv = open_session(t, &s);
+	if (rv != CKR_OK) {
 		r = p11pki_ck_fail(rv, p11pki_ck_last_call(), t->label, NULL);
+		pthread_mutex_lock(&t->open_lock);
 		p11pki_secret_free(t->pin);
 		t->pin = NULL;
-		goto out;
+		pthread_mutex_unlock(&t->open_lock);
+		return r;
 	}
+	pthread_mutex_lock(&t->lock);
 	t->n_open++;
 	t->idle[t->n_idle++] = s; /* the first pooled session */
-out:
 	pthread_mutex_unlock(&t->lock);
-	return r;
+	return P11PKI_OK;
 }
 
-/* Takes an idle session, opens a new one below the cap, or waits. */
+/* Takes an idle session, or opens a new one below the cap (outside the
+ * pool lock), or waits for one to come back. */
 static CK_RV acquire(p11pki_token *t, CK_SESSION_HANDLE *s, unsigned *generation)
 {
-	CK_RV rv = CKR_OK;
+	CK_RV rv;
 
 	pthread_mutex_lock(&t->lock);
 	while (t->n_idle == 0 && t->n_open >= t->max_open)
 		pthread_cond_wait(&t->idle_cond, &t->lock);
+	*generation = t->generation;
 	if (t->n_idle > 0) {
 		*s = t->idle[--t->n_idle];
-	} else {
-		t->n_open++; /* reserve the place while opening */
-		rv = open_session(t, s);
-		if (rv != CKR_OK)
-			t->n_open--;
+		pthread_mutex_unlock(&t->lock);
+		return CKR_OK;
 	}
-	*generation = t->generation;
+	t->n_open++; /* reserve the place while opening */
 	pthread_mutex_unlock(&t->lock);
+	rv = open_session(t, s);
+	if (rv != CKR_OK) {
+		pthread_mutex_lock(&t->lock);
+		if (*generation == t->generation)
+			t->n_open--;
+		pthread_cond_signal(&t->idle_cond);
+		pthread_mutex_unlock(&t->lock);
+	}
 	return rv;
 }
 
@@ -219,9 +277,11 @@ static void recover(p11pki_token *t, CK_RV rv, unsigned generation)
 		 * generation; they are closed, not counted, when handed back */
 		drop_sessions(t);
 		t->n_open = 0;
-		t->logged_in = 0;
 	}
 	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_lock(&t->open_lock);
+	t->logged_in = 0;
+	pthread_mutex_unlock(&t->open_lock);
 }
 
 int p11pki_token_run(p11pki_token *t, const char *what, p11pki_session_fn fn, void *arg)

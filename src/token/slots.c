@@ -8,7 +8,8 @@
 
 #include "token/internal.h"
 
-#define ENUM_ATTEMPTS 5
+#define ENUM_ATTEMPTS 8 /* 10 ms doubling: about 2.5 s in all */
+#define FIND_ATTEMPTS 4
 
 void p11pki_unpad(char *dst, size_t dst_size, const unsigned char *src, size_t src_len)
 {
@@ -33,11 +34,21 @@ static int enumerate(p11pki_module *m, PKCS11_SLOT **slots, unsigned *n)
 {
 	unsigned attempt;
 
-	for (attempt = 0; attempt < ENUM_ATTEMPTS; attempt++) {
-		if (PKCS11_enumerate_slots(m->ctx, slots, n) == 0)
-			return P11PKI_OK;
-		p11pki_sleep_ms(10u << attempt);
+	int lock = p11pki_module_read_begin(m), ok = 0;
+
+	for (attempt = 0; attempt < ENUM_ATTEMPTS && !ok; attempt++) {
+		if ((ok = PKCS11_enumerate_slots(m->ctx, slots, n) == 0))
+			break;
+		p11pki_sleep_ms(10u << (attempt % 4));
+		/* SoftHSM2 may hold a half-read token: have it read again */
+		if (attempt % 2 == 1 && m->tokens_open == 0) {
+			PKCS11_CTX_unload(m->ctx);
+			(void)PKCS11_CTX_load(m->ctx, m->path);
+		}
 	}
+	p11pki_module_write_end(lock);
+	if (ok)
+		return P11PKI_OK;
 	return p11pki_fail(P11PKI_E_TOKEN, "listing the slots of module '%s' failed %d times (PKCS11_enumerate_slots)",
 			   m->path, ENUM_ATTEMPTS);
 }
@@ -192,24 +203,61 @@ static void describe(const struct p11pki_uri *sel, char *buf, size_t size)
 		snprintf(buf, size, "any initialised token");
 }
 
-int p11pki_slot_find(p11pki_module *m, const struct p11pki_uri *sel, struct p11pki_token_info *found)
+/* While another process rewrites a SoftHSM2 token, the token may show as
+ * initialised with an empty label and serial for a moment. */
+static int half_written(const struct p11pki_token_info *infos, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (infos[i].present && infos[i].initialized && infos[i].label[0] == '\0' && infos[i].serial[0] == '\0')
+			return 1;
+	return 0;
+}
+
+static int find_once(p11pki_module *m, const struct p11pki_uri *sel, struct p11pki_token_info *found,
+		     size_t *matches, int *unsure)
 {
 	struct p11pki_token_info *infos = NULL;
-	size_t n = 0, i, matches = 0;
-	char what[128];
+	size_t n = 0, i;
 	int r;
 
+	*matches = 0;
 	if ((r = p11pki_module_tokens(m, &infos, &n)) != 0)
 		return r;
 	for (i = 0; i < n; i++) {
 		if (!token_matches(sel, &infos[i]))
 			continue;
-		if (matches++ == 0) {
+		if ((*matches)++ == 0) {
 			*found = infos[i];
 			found->uri = NULL;
 		}
 	}
+	*unsure = half_written(infos, n);
 	p11pki_token_info_free(infos, n);
+	return P11PKI_OK;
+}
+
+int p11pki_slot_find(p11pki_module *m, const struct p11pki_uri *sel, struct p11pki_token_info *found)
+{
+	size_t matches = 0;
+	unsigned attempt;
+	char what[128];
+	int r, unsure = 0;
+
+	for (attempt = 0; attempt < FIND_ATTEMPTS; attempt++) {
+		if (attempt > 0) {
+			/* a token half-written by another process when the module
+			 * read it stays unseen until the module reads it again */
+			p11pki_sleep_ms(10u << attempt);
+			if (!unsure && p11pki_module_reinit(m) != 0)
+				break;
+		}
+		if ((r = find_once(m, sel, found, &matches, &unsure)) != 0)
+			return r;
+		if (matches > 0)
+			break;
+	}
 	describe(sel, what, sizeof(what));
 	if (matches == 0)
 		return p11pki_fail(P11PKI_E_NOTFOUND,

@@ -220,6 +220,13 @@ static int to_alabels(const char *host, const char *show, char **out)
 	int r;
 
 	r = idn2_to_ascii_8z(host, &a, IDN_FLAGS);
+	/* libidn2 counts the wire form (255); say it in presentation terms */
+	if (r == IDN2_TOO_BIG_DOMAIN)
+		return p11pki_fail(P11PKI_E_ARG, "host name '%s' is too long: at most %d "
+				   "characters are allowed", show, HOST_MAX);
+	if (r == IDN2_TOO_BIG_LABEL)
+		return p11pki_fail(P11PKI_E_ARG, "host name '%s' has a label longer than %d "
+				   "characters", show, LABEL_MAX);
 	if (r != IDN2_OK)
 		return p11pki_fail(P11PKI_E_ARG, "host name '%s': %s", show, idn2_strerror(r));
 	for (p = a; *p != '\0'; p++)

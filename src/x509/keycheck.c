@@ -19,7 +19,9 @@ struct allowed {
 
 static void effective(const struct p11pki_key_rules *rules, struct allowed *a)
 {
-	a->min_bits = rules != NULL && rules->rsa_min_bits != 0 ? rules->rsa_min_bits : RSA_MIN_BITS;
+	a->min_bits = RSA_MIN_BITS;
+	if (rules != NULL && rules->rsa_min_bits != 0)
+		a->min_bits = rules->rsa_min_bits;
 	if (rules == NULL || (!rules->allow_rsa && !rules->allow_p256 && !rules->allow_p384)) {
 		a->rsa = a->p256 = a->p384 = 1;
 		return;
@@ -33,15 +35,16 @@ static void effective(const struct p11pki_key_rules *rules, struct allowed *a)
 static const char *allowed_list(const struct allowed *a, char *buf, size_t size)
 {
 	char rsa[48] = "";
-	const char *ec = a->p256 && a->p384 ? "EC P-256 or EC P-384"
-			 : a->p256	    ? "EC P-256"
-			 : a->p384	    ? "EC P-384"
-					    : "";
+	const char *ec = "", *sep = "";
 
-	if (a->rsa)
+	if (a->p256 || a->p384)
+		ec = !a->p384 ? "EC P-256" : !a->p256 ? "EC P-384" : "EC P-256 or EC P-384";
+	if (a->rsa) {
 		snprintf(rsa, sizeof(rsa), "RSA of at least %u bits", a->min_bits);
-	snprintf(buf, size, "%s%s%s", rsa, a->rsa && ec[0] ? (a->p256 && a->p384 ? ", " : " or ") : "",
-		 ec);
+		if (ec[0] != '\0')
+			sep = a->p256 && a->p384 ? ", " : " or ";
+	}
+	snprintf(buf, size, "%s%s%s", rsa, sep, ec);
 	return buf;
 }
 

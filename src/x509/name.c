@@ -1,6 +1,13 @@
 /* Subject names: the OpenSSL slash form ("/C=US/O=Org/CN=host") and RFC
  * 4514 ("CN=host,O=Org,C=US") into an X509_NAME in certificate order,
- * and RFC 4514 text back out. */
+ * and RFC 4514 text back out.
+ *
+ * Like `openssl req -subj` (3.x), an unescaped '+' always starts another
+ * value of the same RDN, in both forms. Unlike it, attribute names are
+ * case-insensitive, unescaped spaces around names and values are dropped
+ * in both forms, and what it would skip with a warning is an error.
+ * RFC 4514 '#' hex values, RFC 2253 quoted values and ';' as a separator
+ * are refused rather than half-supported. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,7 +326,8 @@ static int parse_value(struct cursor *c, const char *type, char *dst, size_t *ou
 
 	while (*c->p == ' ')
 		c->p++;
-	if (!c->slash && *c->p == '#')
+	/* A lone "#" is no hex string; OpenSSL prints it so, unescaped. */
+	if (!c->slash && c->p[0] == '#' && c->p[1] != '\0' && c->p[1] != c->sep && c->p[1] != '+')
 		return p11pki_fail(P11PKI_E_ARG,
 				   "subject: the value of %s is hex-encoded BER ('#...'), which is "
 				   "not supported: write it as text (a leading '#' as '\\#')", type);
@@ -408,7 +416,9 @@ static int check_value(struct ava *a, const char *type)
 	for (i = 0; i < a->len; i++) {
 		unsigned char ch = (unsigned char)a->value[i];
 
-		if (ch < 0x20 || ch == 0x7f || (ch == 0xc2 && (unsigned char)a->value[i + 1] < 0xa0))
+		/* C0, DEL and C1 (U+0080..U+009F, UTF-8 C2 80..C2 9F) */
+		if (ch < 0x20 || ch == 0x7f ||
+		    (ch == 0xc2 && (unsigned char)a->value[i + 1] < 0xa0))
 			return p11pki_fail(P11PKI_E_ARG,
 					   "subject: the value of %s contains a control character",
 					   type);
@@ -576,7 +586,8 @@ int p11pki_name_format(const X509_NAME *name, char **out)
 		rc = p11pki_fail(P11PKI_E_NOMEM, "out of memory");
 		goto out;
 	}
-	memcpy(res, data, (size_t)len);
+	if (len > 0) /* an empty name leaves data NULL */
+		memcpy(res, data, (size_t)len);
 	res[len] = '\0';
 	*out = res;
 	rc = P11PKI_OK;

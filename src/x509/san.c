@@ -244,7 +244,8 @@ int p11pki_san_parse(const char *spec, GENERAL_NAME **out)
 	colon = strchr(spec, ':');
 	plen = colon ? (size_t)(colon - spec) : 0;
 	for (i = 0; colon != NULL && i < N_KINDS; i++)
-		if (strlen(kinds[i].prefix) == plen && strncasecmp(spec, kinds[i].prefix, plen) == 0)
+		if (strlen(kinds[i].prefix) == plen &&
+		    strncasecmp(spec, kinds[i].prefix, plen) == 0)
 			break;
 	if (colon == NULL || i == N_KINDS)
 		return p11pki_fail(P11PKI_E_ARG,
@@ -294,8 +295,8 @@ static int format_ip(const ASN1_OCTET_STRING *ip, char **out)
 	int len = ip ? ASN1_STRING_length(ip) : 0;
 	const unsigned char *d = ip ? ASN1_STRING_get0_data(ip) : NULL;
 
-	if (d == NULL || (len != 4 && len != 16) || inet_ntop(len == 4 ? AF_INET : AF_INET6, d, text + 3,
-						 sizeof(text) - 3) == NULL)
+	if (d == NULL || (len != 4 && len != 16) ||
+	    inet_ntop(len == 4 ? AF_INET : AF_INET6, d, text + 3, sizeof(text) - 3) == NULL)
 		return p11pki_fail(P11PKI_E_ARG,
 				   "subjectAltName IP address of %d bytes: only 4 (IPv4) or 16 "
 				   "(IPv6) are addresses", len);

@@ -23,7 +23,7 @@ rm -rf "$T"
 mkdir -p "$T/tokens" "$T/home"
 : >"$LOG"
 
-# Options may come anywhere on a p11pki command line (GNU getopt permutes);
+# Options may come anywhere after a p11pki command (GNU getopt permutes);
 # POSIXLY_CORRECT would turn that off. Nothing may come from the caller's
 # environment: no other module, home, debug output or fault rules.
 unset POSIXLY_CORRECT P11PKI_MODULE P11PKI_DEBUG P11FAULT_MODULE P11FAULT_CONFIG P11FAULT_STATS
@@ -51,8 +51,15 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-# An unexpected failure (set -e) names the command that failed.
-trap 'echo "FAIL: $NAME: line $LINENO: exit $?: $BASH_COMMAND" | tee -a "$LOG" >&2' ERR
+# An unexpected failure (set -e) names the command that failed, and where.
+on_err() { # EXIT_CODE LINE COMMAND
+	local i where="line $2"
+	for ((i = 1; i < ${#FUNCNAME[@]} - 1; i++)); do
+		where+=" in ${FUNCNAME[i]}() called from ${BASH_SOURCE[i + 1]##*/}:${BASH_LINENO[i]}"
+	done
+	echo "FAIL: $NAME: $where: exit $1: $3" | tee -a "$LOG" >&2
+}
+trap 'on_err $? $LINENO "$BASH_COMMAND"' ERR
 
 fail() { echo "FAIL: $NAME: $*" | tee -a "$LOG" >&2; exit 1; }
 skip() { echo "SKIP: $NAME: $*" | tee -a "$LOG" >&2; exit 77; }

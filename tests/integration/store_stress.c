@@ -3,7 +3,8 @@
  *   store_stress insert DB COUNT [GO_FILE]
  *	opens DB, makes sure CA 'issuing' exists, prints "ready", waits for
  *	GO_FILE to exist (a start line for all processes), then adds COUNT
- *	certificates (0: until killed) with random 128-bit serials, printing
+ *	certificates (0: until killed) with random 128-bit serials, pausing
+ *	up to 1 ms between them (as signing would), printing
  *	"committed SERIAL" only once p11pki_store_cert_add has returned 0.
  *
  *   store_stress check [-n COUNT] [-s SLACK] DB OUTPUT...
@@ -65,6 +66,18 @@ static int ensure_ca(p11pki_store *st)
 	ca.cert_pem = "-----BEGIN CERTIFICATE-----\nstress\n-----END CERTIFICATE-----\n";
 	r = p11pki_store_ca_add(st, &ca);
 	return r == P11PKI_E_EXISTS ? P11PKI_OK : r; /* another process won */
+}
+
+/* Up to 1 ms outside any transaction, as signing would take, so the
+ * other processes get the lock in between rather than after we finish. */
+static void pause_a_little(void)
+{
+	struct timespec t = { 0, 0 };
+	unsigned char b;
+
+	if (getrandom(&b, 1, 0) == 1)
+		t.tv_nsec = (long)b * 4000L;
+	nanosleep(&t, NULL);
 }
 
 static void wait_for(const char *file)
@@ -129,6 +142,7 @@ static int cmd_insert(int argc, char **argv)
 		/* Printed only now: the row is committed and synced. */
 		printf("committed %s\n", serial);
 		fflush(stdout);
+		pause_a_little();
 	}
 	rc = 0;
 out:

@@ -15,7 +15,7 @@ out=$(run "$TEST_BIN_DIR/libp11_enum_check" "$SOFTHSM2_MODULE" "$TOKEN") || fail
 # The PIN goes to pkcs11-tool through the environment (env:), not argv.
 run pkcs11-tool --module "$SOFTHSM2_MODULE" --token-label "$TOKEN" --login --pin env:USER_PIN \
 	--keypairgen --key-type EC:edwards25519 --label ed --id 0e0e >/dev/null
-pkcs11_objects | grep -q "Private Key Object; EC_EDWARDS" || fail "pkcs11-tool made no Ed25519 key"
+pkcs11_objects | grep "Private Key Object; EC_EDWARDS" >/dev/null || fail "pkcs11-tool made no Ed25519 key"
 
 p11 key list --json --token "$TOKEN" >"$T/list.json"
 jq -e 'length == 3 and
@@ -23,7 +23,7 @@ jq -e 'length == 3 and
 	any(.[]; .label == "ec" and .type == "ec" and .curve == "P-256") and
 	any(.[]; .label == "ed" and .type == "ed25519" and .curve == "Ed25519" and .private and .public)' \
 	"$T/list.json" >/dev/null || fail "key list: $(cat "$T/list.json")"
-p11 key list --token "$TOKEN" | grep -qx "  type: ed25519 Ed25519" || fail "key list (text) does not show the Ed25519 key"
+p11 key list --token "$TOKEN" | grep -x "  type: ed25519 Ed25519" >/dev/null || fail "key list (text) does not show the Ed25519 key"
 ok "key list shows the RSA, EC and Ed25519 (type ed25519) keys"
 
 # p11pki does not sign with Ed25519 keys: a clear refusal, not a crash

@@ -21,13 +21,14 @@ ok "missing token and missing module are named"
 # A shared library that is not a PKCS#11 module.
 notmod=/usr/lib/x86_64-linux-gnu/libz.so.1
 [ -f "$notmod" ] || notmod=$(ldd "$P" | awk '$1 ~ /^libc\.so/ { print $3 }')
+# BUG: libp11's PKCS11_CTX_load (called by src/token/module.c) prints the
+# dlsym error on stderr before p11pki's message: two lines, not one. Until
+# that is fixed, this check replaces the one-line check of
+#   expect_fail "'$notmod' is not a PKCS#11 module" $P key list ... --module "$notmod"
 rc=0
 run $P key list --token "$TOKEN" --module "$notmod" --pin-source "file:$T/user.pin" >/dev/null 2>"$T/err" || rc=$?
 [ "$rc" -eq 1 ] || fail "not a module: exit $rc, want 1"
-grep -q "'$notmod' is not a PKCS#11 module" "$T/err" || fail "not a module: $(cat "$T/err")"
-# BUG: libp11's PKCS11_CTX_load prints the dlsym error on stderr before
-# p11pki's own message (src/token/module.c), so stderr has two lines, not
-# one: the one-line check (expect_fail) is skipped until that is fixed.
+grep -q "^p11pki: '$notmod' is not a PKCS#11 module" "$T/err" || fail "not a module: $(cat "$T/err")"
 ok "not a PKCS#11 module ($notmod): exit 1, named"
 
 # Malformed URIs: usage errors (exit 2) naming the offending part.
@@ -55,8 +56,8 @@ ok "no PIN source and no terminal: '$ERR'"
 
 # A PIN on the command line is refused in every spelling, and not echoed.
 for opt in --pin --so-pin --user-pin; do
-	expect_fail "never" $P key list --token "$TOKEN" "$opt" "$USER_PIN"
-	expect_fail "never" $P key list --token "$TOKEN" "$opt=$USER_PIN"
+	expect_fail "never given on the command line" $P key list --token "$TOKEN" "$opt" "$USER_PIN"
+	expect_fail "never given on the command line" $P key list --token "$TOKEN" "$opt=$USER_PIN"
 done
 ok "--pin, --so-pin, --user-pin (also with =) refused: PINs are never on the command line"
 

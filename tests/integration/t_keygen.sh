@@ -71,7 +71,7 @@ ok "pkcs11-tool sees every private key with its label, id and 'sensitive, always
 # --id in hex (either case) is the CKA_ID
 uri=$(p11 key gen --type ec:p256 --token "$TOKEN" --label with-id --id A1b2C3d4)
 [[ $uri == *";id=%A1%B2%C3%D4" ]] || fail "--id A1b2C3d4: URI $uri"
-pkcs11_objects | object_block "Private Key" with-id | grep -qE "^ *ID: +a1b2c3d4\$" ||
+pkcs11_objects | object_block "Private Key" with-id | grep -E "^ *ID: +a1b2c3d4\$" >/dev/null ||
 	fail "--id A1b2C3d4: pkcs11-tool does not show ID a1b2c3d4"
 ok "--id in hex is honoured"
 
@@ -96,8 +96,8 @@ ok "--extractable warns (EXTRACTABLE) and key list shows extractable=true"
 # deletion needs --yes, then removes both halves
 uri=${URI[ec-p384]}
 expect_fail "--yes" p11 key delete "$uri"
-pkcs11_objects | object_block "Private Key" ec-p384 | grep -q . || fail "key delete without --yes deleted the key"
+pkcs11_objects | object_block "Private Key" ec-p384 | grep . >/dev/null || fail "key delete without --yes deleted the key"
 [ "$(p11 key delete "$uri" --yes)" = "deleted 2 objects" ] || fail "key delete --yes did not delete 2 objects"
-pkcs11_objects | grep -qE "^ *label: +ec-p384\$" && fail "pkcs11-tool still lists ec-p384 after key delete"
+pkcs11_objects | grep -E "^ *label: +ec-p384\$" >/dev/null && fail "pkcs11-tool still lists ec-p384 after key delete"
 [ "$(p11 key list --json "$uri" | jq length)" -eq 0 ] || fail "key list still shows ec-p384"
 ok "key delete refuses without --yes; with --yes both halves are gone"

@@ -73,7 +73,11 @@ for ((round = 1; round <= rounds; round++)); do
 	wait_lines "$dir/crash${round}a" 20 '^committed ' || { cat "$dir/crash${round}a.err" >&2; exit 1; }
 	sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
 	for pid in "${pids[@]}"; do
-		kill -KILL "$pid"
+		if ! kill -KILL "$pid" 2>/dev/null; then
+			echo "an issuer of round $round ended before it was killed:" >&2
+			cat "$dir/crash$round"?.err >&2
+			exit 1
+		fi
 	done
 	for pid in "${pids[@]}"; do
 		wait "$pid" 2>/dev/null || true

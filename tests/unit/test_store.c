@@ -20,6 +20,9 @@
 
 #include "ca/store.h"
 
+/* Internal, exposed by store_sqlite.c under UNITTEST. */
+sqlite3 *p11pki_store_sqlite(p11pki_store *st);
+
 static char tmpdir[64];
 static char path[128];
 
@@ -156,6 +159,30 @@ static void test_schema_recorded(void **state)
 	assert_string_equal(buf, "certs_ca_not_after,certs_ca_status");
 }
 
+static int pragma_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *stmt = NULL;
+	int v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	v = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	return v;
+}
+
+/* The settings durability and integrity rest on. */
+static void test_connection_settings(void **state)
+{
+	p11pki_store *st = open_ok();
+	sqlite3 *db = p11pki_store_sqlite(st);
+
+	assert_int_equal(pragma_int(db, "PRAGMA synchronous"), 2); /* FULL */
+	assert_int_equal(pragma_int(db, "PRAGMA foreign_keys"), 1);
+	assert_int_equal(pragma_int(db, "PRAGMA busy_timeout"), 30000);
+	p11pki_store_close(st);
+}
+
 static void test_newer_schema_refused(void **state)
 {
 	p11pki_store *st = (p11pki_store *)1;
@@ -168,6 +195,20 @@ static void test_newer_schema_refused(void **state)
 	snprintf(want, sizeof(want), "store %s has schema version 99, newer than this p11pki understands (%d):"
 		 " upgrade p11pki", path, P11PKI_STORE_SCHEMA_VERSION);
 	assert_msg_has(want);
+}
+
+static void test_bad_schema_version(void **state)
+{
+	p11pki_store *st = NULL;
+
+	p11pki_store_close(open_ok());
+	raw_exec("UPDATE meta SET value = 'one' WHERE key = 'schema_version'");
+	assert_int_equal(p11pki_store_open(path, &st), P11PKI_E_ARG);
+	assert_null(st);
+	assert_msg_has("schema version 'one' is not a positive number");
+	raw_exec("DELETE FROM meta");
+	assert_int_equal(p11pki_store_open(path, &st), P11PKI_E_ARG);
+	assert_msg_has("has no schema version");
 }
 
 static void test_not_a_store(void **state)
@@ -362,6 +403,17 @@ static void test_cert_add_get(void **state)
 	assert_string_equal(out.serial, "1A2B3C");
 	p11pki_store_cert_clear(&out);
 
+	/* So does add, storing the form of store.h: BN_bn2hex writes whole
+	 * bytes ("0A1B"), which must not make a second serial A1B. */
+	in.serial = "0a1b";
+	check(p11pki_store_cert_add(st, &in));
+	check(p11pki_store_cert_get(st, "issuing", "A1B", &out));
+	assert_string_equal(out.serial, "A1B");
+	p11pki_store_cert_clear(&out);
+	in.serial = "A1B";
+	assert_int_equal(p11pki_store_cert_add(st, &in), P11PKI_E_EXISTS);
+	in.serial = "1A2B3C";
+
 	/* The same serial from the same CA is refused by the database. */
 	in.subject = "CN=other";
 	assert_int_equal(p11pki_store_cert_add(st, &in), P11PKI_E_EXISTS);
@@ -383,15 +435,18 @@ static void test_cert_add_errors(void **state)
 	assert_int_equal(p11pki_store_cert_add(st, &in), P11PKI_E_NOTFOUND);
 	assert_msg_has("has no CA named 'nope'");
 	in.ca = "issuing";
-	in.serial = "0A";
+	in.serial = "-0A"; /* BN_bn2hex of a negative serial */
 	assert_int_equal(p11pki_store_cert_add(st, &in), P11PKI_E_ARG);
-	assert_msg_has("serial '0A' is not uppercase hexadecimal");
-	in.serial = "ab";
-	assert_int_equal(p11pki_store_cert_add(st, &in), P11PKI_E_ARG);
+	assert_msg_has("serial '-0A' is not a hexadecimal number of at most 40 digits");
 	in.serial = "";
+	assert_int_equal(p11pki_store_cert_add(st, &in), P11PKI_E_ARG);
+	in.serial = "1A:2B";
 	assert_int_equal(p11pki_store_cert_add(st, &in), P11PKI_E_ARG);
 	in.serial = "1234567890123456789012345678901234567890A";
 	assert_int_equal(p11pki_store_cert_add(st, &in), P11PKI_E_ARG);
+	/* 40 digits after the leading zeros go. */
+	in.serial = "0001234567890123456789012345678901234567890";
+	check(p11pki_store_cert_add(st, &in));
 	in.serial = "1";
 	in.pem = NULL;
 	assert_int_equal(p11pki_store_cert_add(st, &in), P11PKI_E_ARG);
@@ -404,7 +459,7 @@ static void test_cert_add_errors(void **state)
 	assert_int_equal(p11pki_store_cert_get(st, "issuing", "1", &out), P11PKI_E_NOTFOUND);
 	assert_msg_has("no certificate with serial 1 issued by CA 'issuing'");
 	check(p11pki_store_cert_count(st, "issuing", &n));
-	assert_int_equal(n, 0);
+	assert_int_equal(n, 1);
 	p11pki_store_close(st);
 }
 
@@ -543,6 +598,33 @@ static void test_crl_numbers(void **state)
 	p11pki_store_close(st);
 }
 
+/* ---- locks ---- */
+
+static void test_locked(void **state)
+{
+	p11pki_store *st = open_ok();
+	struct p11pki_store_cert c = cert("issuing", "77", 2000000000, 1700000000);
+	sqlite3 *other = NULL;
+	size_t n = 9;
+
+	add_ca(st, "issuing");
+	/* Another writer holds the lock for longer than we wait. */
+	assert_int_equal(sqlite3_open_v2(path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(p11pki_store_sqlite(st), 20);
+	assert_int_equal(p11pki_store_cert_add(st, &c), P11PKI_E_IO);
+	assert_msg_has(path);
+	assert_msg_has("add certificate 77 of CA 'issuing': database is locked (gave up after");
+	/* WAL: readers are not blocked by a writer. */
+	check(p11pki_store_cert_count(st, "issuing", &n));
+	assert_int_equal(n, 0);
+
+	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	check(p11pki_store_cert_add(st, &c));
+	p11pki_store_close(st);
+}
+
 /* ---- concurrency inside one process ---- */
 
 #define THREADS 4
@@ -614,7 +696,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_create_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_recorded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connection_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_schema_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uncreatable_file, setup, teardown),
@@ -626,6 +710,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crl_numbers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	};
 
