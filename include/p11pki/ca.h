@@ -122,6 +122,10 @@ P11PKI_API int p11pki_ca_key_uri(p11pki_store *st, const char *name, char **uri)
 /* Opens a CA: its certificate and chain from the store, its settings
  * from conf, its key on the (logged-in) token t. */
 P11PKI_API int p11pki_ca_open(p11pki_store *st, const CONF *conf, const char *name, p11pki_token *t, p11pki_ca **out);
+/* The same with a CA key already at hand (another token, or a software
+ * key for comparisons); takes its own reference to key. */
+P11PKI_API int p11pki_ca_open_key(p11pki_store *st, const CONF *conf, const char *name, EVP_PKEY *key,
+				  p11pki_ca **out);
 P11PKI_API void p11pki_ca_close(p11pki_ca *ca);
 P11PKI_API X509 *p11pki_ca_cert(const p11pki_ca *ca); /* borrowed */
 

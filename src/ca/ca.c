@@ -343,6 +343,17 @@ fail:
 	return r;
 }
 
+int p11pki_ca_open_key(p11pki_store *st, const CONF *conf, const char *name, EVP_PKEY *key, p11pki_ca **out)
+{
+	int r;
+
+	if ((r = p11pki_ca_open(st, conf, name, NULL, out)) != 0)
+		return r;
+	if (key != NULL && EVP_PKEY_up_ref(key) == 1)
+		(*out)->key = key;
+	return P11PKI_OK;
+}
+
 void p11pki_ca_close(p11pki_ca *ca)
 {
 	if (ca == NULL)

@@ -114,7 +114,11 @@ static int add_extensions(X509 *x, X509 *issuer, const struct p11pki_cert_templa
 		snprintf(bc, sizeof(bc), "critical,CA:TRUE,pathlen:%d", p->pathlen);
 	else
 		snprintf(bc, sizeof(bc), "%s", p->is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	if (!add_ext(x, &ctx, NID_basic_constraints, bc) || !add_key_usage(x, p->key_usage) || !add_eku(x, p) ||
+	/* keyEncipherment means RSA key transport: not for EC keys */
+	if (!add_ext(x, &ctx, NID_basic_constraints, bc) ||
+	    !add_key_usage(x, EVP_PKEY_get_base_id(t->public_key) == EVP_PKEY_RSA ? p->key_usage
+										 : p->key_usage & ~KU_KEY_ENCIPHERMENT) ||
+	    !add_eku(x, p) ||
 	    !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
 	    !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
 		return 0;
