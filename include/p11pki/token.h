@@ -207,6 +207,20 @@ P11PKI_API int p11pki_key_find_public(p11pki_token *t, EVP_PKEY *pub, struct p11
  * NULL) gets the pair's URI; caller frees with free(). */
 P11PKI_API int p11pki_key_import(p11pki_token *t, EVP_PKEY *key, const char *label, char **uri_out);
 
+/* ---- Signing off the event loop --------------------------------------- */
+
+/* Starts `threads` signing threads. From then on, a private-key operation
+ * of a p11pki_key_load key that runs inside an OpenSSL ASYNC job (a
+ * handshake with SSL_MODE_ASYNC) is done on one of them while the job
+ * pauses; the job's wait fd becomes readable when it is done. Size the
+ * token's session pool (p11pki_token_set_pool_size) to match. */
+P11PKI_API int p11pki_async_signing_start(unsigned threads);
+P11PKI_API void p11pki_async_signing_stop(void);
+/* Called after every token signature with its duration and outcome (for
+ * metrics); NULL to stop. Set it before serving. */
+typedef void (*p11pki_sign_observer)(double seconds, int ok);
+P11PKI_API void p11pki_sign_observer_set(p11pki_sign_observer fn);
+
 /* What a token answers when asked for a private key's secret: the value
  * attribute (CKA_PRIVATE_EXPONENT / CKA_VALUE) and wrapping under a fresh
  * session AES key. CKR_ATTRIBUTE_SENSITIVE and CKR_KEY_UNEXTRACTABLE mean

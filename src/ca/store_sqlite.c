@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "ca/store.h"
+#include "core/text.h"
 
 #define BUSY_TIMEOUT_MS 30000
 #define TXN_ATTEMPTS 4	 /* each after a full busy timeout */
@@ -67,26 +68,8 @@ typedef int (*step_fn)(p11pki_store *st, void *arg);
 
 /* ---- messages ---- */
 
-/* Copies at most SHOWN_MAX bytes of a name for a message, unprintable
- * bytes as '?', so input cannot inject terminal escapes. */
-static const char *shown(const char *s, char *buf, size_t size)
-{
-	size_t i, max = size - 4;
-
-	for (i = 0; s[i] != '\0' && i < max; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		buf[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	if (s[i] != '\0') {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
-	return buf;
-}
-
-/* Names the operation for messages; %s arguments must be shown() first. */
+/* Names the operation for messages; %s arguments must go through
+ * p11pki_shown_ascii() first. */
 static void P11PKI_PRINTF(2, 3) set_op(p11pki_store *st, const char *fmt, ...)
 {
 	va_list ap;
@@ -153,7 +136,7 @@ static int serial_norm(const char *in, char *buf, size_t size)
 	buf[j] = '\0';
 	if (in[i] != '\0' || !serial_canonical(buf))
 		return p11pki_fail(P11PKI_E_ARG, "serial '%s' is not a hexadecimal number of at most %d digits",
-				   shown(in, tmp, sizeof(tmp)), SERIAL_MAX);
+				   p11pki_shown_ascii(in, tmp, sizeof(tmp)), SERIAL_MAX);
 	return P11PKI_OK;
 }
 
@@ -341,9 +324,10 @@ static int store_new(const char *path, p11pki_store **out)
 
 	*out = NULL;
 	if (st == NULL)
-		return p11pki_fail(P11PKI_E_NOMEM, "out of memory opening store %s", shown(path, buf, sizeof(buf)));
+		return p11pki_fail(P11PKI_E_NOMEM, "out of memory opening store %s",
+				   p11pki_shown_ascii(path, buf, sizeof(buf)));
 	st->path = strdup(path);
-	st->shown_path = strdup(shown(path, buf, sizeof(buf)));
+	st->shown_path = strdup(p11pki_shown_ascii(path, buf, sizeof(buf)));
 	if (st->path == NULL || st->shown_path == NULL || pthread_mutex_init(&st->lock, NULL) != 0) {
 		free(st->path);
 		free(st->shown_path);
@@ -368,7 +352,7 @@ static int create_failed(p11pki_store *st, int err)
 	else
 		slash[slash == dir] = '\0'; /* keep "/" for a file in the root */
 	return p11pki_fail(P11PKI_E_IO, "store %s: cannot create the file: directory %s does not exist",
-			   st->shown_path, shown(dir, buf, sizeof(buf)));
+			   st->shown_path, p11pki_shown_ascii(dir, buf, sizeof(buf)));
 }
 
 /* We create the file, not SQLite, so it is 0600 whatever the umask (fchmod
@@ -461,7 +445,7 @@ static int parse_version(p11pki_store *st, const unsigned char *s, int *version)
 	v = strtol(text, &end, 10);
 	if (errno != 0 || end == text || *end != '\0' || v < 1 || v > INT_MAX)
 		return p11pki_fail(P11PKI_E_ARG, "store %s: schema version '%s' is not a positive number",
-				   st->shown_path, shown(text, buf, sizeof(buf)));
+				   st->shown_path, p11pki_shown_ascii(text, buf, sizeof(buf)));
 	*version = (int)v;
 	return P11PKI_OK;
 }
@@ -616,7 +600,7 @@ static int ca_add_txn(p11pki_store *st, void *arg)
 		goto out;
 	if ((r = step_done(st, stmt)) != 0 && st->rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		r = p11pki_fail(P11PKI_E_EXISTS, "store %s already has a CA named '%s'", st->shown_path,
-				shown(ca->name, name, sizeof(name)));
+				p11pki_shown_ascii(ca->name, name, sizeof(name)));
 out:
 	sqlite3_finalize(stmt);
 	return r;
@@ -630,7 +614,7 @@ int p11pki_store_ca_add(p11pki_store *st, const struct p11pki_store_ca *ca)
 	if (st == NULL || ca == NULL || !name_ok(ca->name) || !name_ok(ca->key_uri))
 		return p11pki_fail(P11PKI_E_ARG, "adding a CA to the store needs its name and key URI");
 	lock(st);
-	set_op(st, "add CA '%s'", shown(ca->name, name, sizeof(name)));
+	set_op(st, "add CA '%s'", p11pki_shown_ascii(ca->name, name, sizeof(name)));
 	/* The cast drops const only to pass through void *; nothing writes. */
 	r = write_txn(st, ca_add_txn, (void *)(uintptr_t)ca);
 	unlock(st);
@@ -670,7 +654,7 @@ static int ca_get_txn(p11pki_store *st, void *arg)
 		goto out;
 	if (r == 0)
 		r = p11pki_fail(P11PKI_E_NOTFOUND, "store %s has no CA named '%s'", st->shown_path,
-				shown(a->name, name, sizeof(name)));
+				p11pki_shown_ascii(a->name, name, sizeof(name)));
 	else
 		r = read_ca(st, stmt, a->out);
 out:
@@ -689,7 +673,7 @@ int p11pki_store_ca_get(p11pki_store *st, const char *name, struct p11pki_store_
 	if (st == NULL || !name_ok(name) || out == NULL)
 		return p11pki_fail(P11PKI_E_ARG, "looking up a CA in the store needs its name");
 	lock(st);
-	set_op(st, "read CA '%s'", shown(name, buf, sizeof(buf)));
+	set_op(st, "read CA '%s'", p11pki_shown_ascii(name, buf, sizeof(buf)));
 	if ((r = read_txn(st, ca_get_txn, &a)) != 0)
 		p11pki_store_ca_clear(out);
 	unlock(st);
@@ -712,7 +696,7 @@ static int ca_update_txn(p11pki_store *st, void *arg)
 		goto out;
 	if (sqlite3_changes(st->db) == 0)
 		r = p11pki_fail(P11PKI_E_NOTFOUND, "store %s has no CA named '%s'", st->shown_path,
-				shown(a->texts[2], name, sizeof(name)));
+				p11pki_shown_ascii(a->texts[2], name, sizeof(name)));
 out:
 	sqlite3_finalize(stmt);
 	return r;
@@ -727,7 +711,7 @@ int p11pki_store_ca_update_cert(p11pki_store *st, const char *name, const char *
 	if (st == NULL || !name_ok(name))
 		return p11pki_fail(P11PKI_E_ARG, "updating a CA's certificate needs the CA's name");
 	lock(st);
-	set_op(st, "update the certificate of CA '%s'", shown(name, buf, sizeof(buf)));
+	set_op(st, "update the certificate of CA '%s'", p11pki_shown_ascii(name, buf, sizeof(buf)));
 	r = write_txn(st, ca_update_txn, &a);
 	unlock(st);
 	return r;
@@ -845,7 +829,7 @@ static int cert_add_txn(p11pki_store *st, void *arg)
 			" (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)", &stmt);
 	if (r != 0 || (r = bind_cert(st, stmt, c)) != 0 || (r = step_done(st, stmt)) == 0)
 		goto out;
-	shown(c->ca, ca, sizeof(ca));
+	p11pki_shown_ascii(c->ca, ca, sizeof(ca));
 	if (st->rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		r = p11pki_fail(P11PKI_E_EXISTS, "store %s: CA '%s' already issued a certificate with serial %s",
 				st->shown_path, ca, c->serial);
@@ -880,7 +864,7 @@ int p11pki_store_cert_add(p11pki_store *st, const struct p11pki_store_cert *c)
 	row = *c;
 	row.serial = serial;
 	lock(st);
-	set_op(st, "add certificate %s of CA '%s'", serial, shown(c->ca, ca, sizeof(ca)));
+	set_op(st, "add certificate %s of CA '%s'", serial, p11pki_shown_ascii(c->ca, ca, sizeof(ca)));
 	r = write_txn(st, cert_add_txn, &row);
 	unlock(st);
 	return r;
@@ -916,7 +900,7 @@ static int not_found(p11pki_store *st, const struct cert_key *k)
 	char ca[SHOWN_MAX];
 
 	return p11pki_fail(P11PKI_E_NOTFOUND, "store %s: no certificate with serial %s issued by CA '%s'",
-			   st->shown_path, k->serial, shown(k->ca, ca, sizeof(ca)));
+			   st->shown_path, k->serial, p11pki_shown_ascii(k->ca, ca, sizeof(ca)));
 }
 
 /* Prepares sql with ?1 = CA and ?2 = serial bound. */
@@ -972,7 +956,7 @@ int p11pki_store_cert_get(p11pki_store *st, const char *ca, const char *serial, 
 		return r;
 	a.out = out;
 	lock(st);
-	set_op(st, "read certificate %s of CA '%s'", a.key.serial, shown(ca, buf, sizeof(buf)));
+	set_op(st, "read certificate %s of CA '%s'", a.key.serial, p11pki_shown_ascii(ca, buf, sizeof(buf)));
 	if ((r = read_txn(st, cert_get_txn, &a)) != 0)
 		p11pki_store_cert_clear(out);
 	unlock(st);
@@ -1000,7 +984,7 @@ static int revoke_refused(p11pki_store *st, const struct cert_key *k)
 		r = not_found(st, k);
 	else
 		r = p11pki_fail(P11PKI_E_EXISTS, "store %s: certificate %s of CA '%s' is already revoked",
-				st->shown_path, k->serial, shown(k->ca, ca, sizeof(ca)));
+				st->shown_path, k->serial, p11pki_shown_ascii(k->ca, ca, sizeof(ca)));
 out:
 	sqlite3_finalize(stmt);
 	return r;
@@ -1039,7 +1023,7 @@ int p11pki_store_cert_revoke(p11pki_store *st, const char *ca, const char *seria
 	a.when = when != 0 ? when : time(NULL);
 	a.reason = reason;
 	lock(st);
-	set_op(st, "revoke certificate %s of CA '%s'", a.key.serial, shown(ca, buf, sizeof(buf)));
+	set_op(st, "revoke certificate %s of CA '%s'", a.key.serial, p11pki_shown_ascii(ca, buf, sizeof(buf)));
 	r = write_txn(st, revoke_txn, &a);
 	unlock(st);
 	return r;
@@ -1125,7 +1109,7 @@ int p11pki_store_cert_list(p11pki_store *st, const char *ca, const struct p11pki
 	if (f != NULL)
 		a.f = *f;
 	lock(st);
-	set_op(st, "list certificates of CA '%s'", shown(ca, buf, sizeof(buf)));
+	set_op(st, "list certificates of CA '%s'", p11pki_shown_ascii(ca, buf, sizeof(buf)));
 	if ((r = read_txn(st, list_txn, &a)) != 0)
 		clear_list(&a);
 	unlock(st);
@@ -1189,7 +1173,7 @@ int p11pki_store_cert_count(p11pki_store *st, const char *ca, size_t *n)
 	if (st == NULL || !name_ok(ca) || n == NULL)
 		return p11pki_fail(P11PKI_E_ARG, "counting certificates needs the CA's name");
 	lock(st);
-	set_op(st, "count certificates of CA '%s'", shown(ca, buf, sizeof(buf)));
+	set_op(st, "count certificates of CA '%s'", p11pki_shown_ascii(ca, buf, sizeof(buf)));
 	r = read_txn(st, count_txn, &a);
 	unlock(st);
 	return r;
@@ -1214,7 +1198,7 @@ static int crl_txn(p11pki_store *st, void *arg)
 		goto out;
 	if (r == 0) {
 		r = p11pki_fail(P11PKI_E_NOTFOUND, "store %s has no CA named '%s'", st->shown_path,
-				shown(a->ca, ca, sizeof(ca)));
+				p11pki_shown_ascii(a->ca, ca, sizeof(ca)));
 		goto out;
 	}
 	*a->out = (unsigned long long)sqlite3_column_int64(stmt, 0);
@@ -1236,7 +1220,7 @@ int p11pki_store_next_crl_number(p11pki_store *st, const char *ca, unsigned long
 	if (st == NULL || !name_ok(ca) || out == NULL)
 		return p11pki_fail(P11PKI_E_ARG, "a CRL number needs the CA's name");
 	lock(st);
-	set_op(st, "take the next CRL number of CA '%s'", shown(ca, buf, sizeof(buf)));
+	set_op(st, "take the next CRL number of CA '%s'", p11pki_shown_ascii(ca, buf, sizeof(buf)));
 	r = write_txn(st, crl_txn, &a);
 	if (r != 0)
 		*out = 0;

@@ -103,4 +103,16 @@ int cmd_ca(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_p12(struct cli *c, int argc, char **argv);
 
+/* Reads the certificates of a file of at most max bytes: one DER
+ * certificate or every PEM one. Caller frees *out with
+ * sk_X509_pop_free(*out, X509_free). */
+int cli_read_certs(const char *path, size_t max, STACK_OF(X509) **out);
+/* Appends to into the certificates of every file of a comma-separated
+ * list ("a.pem,b.pem"), each file at most max bytes. */
+int cli_read_cert_list(const char *list, size_t max, STACK_OF(X509) *into);
+/* Stores the certificates of chain on c->t as CA certificates, printing
+ * the URI of each. One already on the token (the intermediate of an
+ * earlier certificate) is a note on stderr, not a failure. */
+int cli_store_chain(struct cli *c, STACK_OF(X509) *chain);
+
 #endif

@@ -25,45 +25,6 @@
 
 #define MAX_CERT_FILE (1u << 20)
 
-static int read_certs(const char *path, STACK_OF(X509) **out)
-{
-	unsigned char *data = NULL;
-	size_t len = 0;
-	int r;
-
-	*out = NULL;
-	if ((r = cli_read_file(path, MAX_CERT_FILE, &data, &len)) == 0)
-		r = p11pki_certs_read(data, len, path, out);
-	free(data);
-	return r;
-}
-
-/* Appends the certificates of every file of a comma-separated list. */
-static int read_cert_list(const char *list, STACK_OF(X509) *into)
-{
-	STACK_OF(X509) *one = NULL;
-	char *copy = strdup(list), *save = NULL, *path;
-	int r = P11PKI_OK;
-
-	if (copy == NULL)
-		return p11pki_fail(P11PKI_E_NOMEM, "out of memory");
-	for (path = strtok_r(copy, ",", &save); path != NULL && r == 0; path = strtok_r(NULL, ",", &save)) {
-		if ((r = read_certs(path, &one)) != 0)
-			break;
-		while (r == 0 && sk_X509_num(one) > 0) {
-			X509 *x = sk_X509_shift(one);
-			if (!sk_X509_push(into, x)) {
-				X509_free(x);
-				r = p11pki_fail(P11PKI_E_NOMEM, "out of memory");
-			}
-		}
-		sk_X509_pop_free(one, X509_free);
-		one = NULL;
-	}
-	free(copy);
-	return r;
-}
-
 /* Logs in only when a PIN source is given: certificates are public
  * objects, readable without the PIN. */
 static int open_for_reading(struct cli *c, const char *uri_text)
@@ -76,28 +37,6 @@ static int open_for_reading(struct cli *c, const char *uri_text)
 }
 
 /* ---- import ----------------------------------------------------------- */
-
-/* Chain certificates often are on the token already (the intermediate of
- * an earlier certificate): that is a note, not a failure. */
-static int store_chain(struct cli *c, STACK_OF(X509) *chain)
-{
-	char *uri = NULL;
-	int i, r;
-
-	for (i = 0; i < sk_X509_num(chain); i++) {
-		r = p11pki_cert_store_ca(c->t, sk_X509_value(chain, i), NULL, &uri);
-		if (r == P11PKI_E_EXISTS) {
-			fprintf(stderr, "p11pki: note: %s\n", p11pki_errmsg());
-			continue;
-		}
-		if (r != 0)
-			return r;
-		printf("%s\n", uri);
-		free(uri);
-		uri = NULL;
-	}
-	return P11PKI_OK;
-}
 
 static int cert_import(struct cli *c)
 {
@@ -114,7 +53,8 @@ static int cert_import(struct cli *c)
 		r = cli_error(p11pki_fail(P11PKI_E_NOMEM, "out of memory"));
 		goto out;
 	}
-	if ((r = read_certs(c->argv[0], &certs)) != 0 || (c->chain != NULL && (r = read_cert_list(c->chain, chain)) != 0) ||
+	if ((r = cli_read_certs(c->argv[0], MAX_CERT_FILE, &certs)) != 0 ||
+	    (c->chain != NULL && (r = cli_read_cert_list(c->chain, MAX_CERT_FILE, chain)) != 0) ||
 	    (r = cli_open_token(c, NULL, 1)) != 0) {
 		r = cli_error(r);
 		goto out;
@@ -126,7 +66,7 @@ static int cert_import(struct cli *c)
 	r = c->is_ca ? p11pki_cert_store_ca(c->t, cert, c->label, &uri) : p11pki_cert_import(c->t, cert, &uri);
 	if (r == 0) {
 		printf("%s\n", uri);
-		r = store_chain(c, chain);
+		r = cli_store_chain(c, chain);
 	}
 	if (r != 0)
 		r = cli_error(r);

@@ -21,45 +21,6 @@
 
 #define MAX_FILE (1u << 20)
 
-static int read_certs(const char *path, STACK_OF(X509) **out)
-{
-	unsigned char *data = NULL;
-	size_t len = 0;
-	int r;
-
-	*out = NULL;
-	if ((r = cli_read_file(path, MAX_FILE, &data, &len)) == 0)
-		r = p11pki_certs_read(data, len, path, out);
-	free(data);
-	return r;
-}
-
-/* Appends the certificates of every file of a comma-separated list. */
-static int read_cert_list(const char *list, STACK_OF(X509) *into)
-{
-	STACK_OF(X509) *one = NULL;
-	char *copy = strdup(list), *save = NULL, *path;
-	int r = P11PKI_OK;
-
-	if (copy == NULL)
-		return p11pki_fail(P11PKI_E_NOMEM, "out of memory");
-	for (path = strtok_r(copy, ",", &save); path != NULL && r == 0; path = strtok_r(NULL, ",", &save)) {
-		if ((r = read_certs(path, &one)) != 0)
-			break;
-		while (r == 0 && sk_X509_num(one) > 0) {
-			X509 *x = sk_X509_shift(one);
-			if (!sk_X509_push(into, x)) {
-				X509_free(x);
-				r = p11pki_fail(P11PKI_E_NOMEM, "out of memory");
-			}
-		}
-		sk_X509_pop_free(one, X509_free);
-		one = NULL;
-	}
-	free(copy);
-	return r;
-}
-
 /* The CN of a certificate, or NULL. Caller frees with OPENSSL_free. */
 static char *common_name(X509 *cert)
 {
@@ -117,26 +78,6 @@ out:
 	return r;
 }
 
-static int store_chain(struct cli *c, STACK_OF(X509) *chain)
-{
-	char *uri = NULL;
-	int i, r;
-
-	for (i = 0; i < sk_X509_num(chain); i++) {
-		r = p11pki_cert_store_ca(c->t, sk_X509_value(chain, i), NULL, &uri);
-		if (r == P11PKI_E_EXISTS) {
-			fprintf(stderr, "p11pki: note: %s\n", p11pki_errmsg());
-			continue;
-		}
-		if (r != 0)
-			return r;
-		printf("%s\n", uri);
-		free(uri);
-		uri = NULL;
-	}
-	return P11PKI_OK;
-}
-
 static int p12_import(struct cli *c)
 {
 	EVP_PKEY *key = NULL;
@@ -164,7 +105,7 @@ static int p12_import(struct cli *c)
 			goto out;
 		printf("%s\n", uri);
 	}
-	r = store_chain(c, chain);
+	r = cli_store_chain(c, chain);
 out:
 	free(uri);
 	free(label);
@@ -239,8 +180,8 @@ static int read_bundle_inputs(struct cli *c, struct bundle_in *in)
 {
 	int r;
 
-	if ((r = read_key(c->key, &in->key)) != 0 || (r = read_certs(c->cert, &in->certs)) != 0 ||
-	    (c->chain != NULL && (r = read_cert_list(c->chain, in->certs)) != 0))
+	if ((r = read_key(c->key, &in->key)) != 0 || (r = cli_read_certs(c->cert, MAX_FILE, &in->certs)) != 0 ||
+	    (c->chain != NULL && (r = cli_read_cert_list(c->chain, MAX_FILE, in->certs)) != 0))
 		return r;
 	if (X509_check_private_key(sk_X509_value(in->certs, 0), in->key) != 1) {
 		ERR_clear_error();

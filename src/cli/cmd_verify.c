@@ -17,45 +17,6 @@
 
 #define MAX_FILE (16u << 20)
 
-static int read_certs(const char *path, STACK_OF(X509) **out)
-{
-	unsigned char *data = NULL;
-	size_t len = 0;
-	int r;
-
-	*out = NULL;
-	if ((r = cli_read_file(path, MAX_FILE, &data, &len)) == 0)
-		r = p11pki_certs_read(data, len, path, out);
-	free(data);
-	return r;
-}
-
-/* Appends the certificates of every file of a comma-separated list. */
-static int read_cert_list(const char *list, STACK_OF(X509) *into)
-{
-	STACK_OF(X509) *one = NULL;
-	char *copy = strdup(list), *save = NULL, *path;
-	int r = P11PKI_OK;
-
-	if (copy == NULL)
-		return p11pki_fail(P11PKI_E_NOMEM, "out of memory");
-	for (path = strtok_r(copy, ",", &save); path != NULL && r == 0; path = strtok_r(NULL, ",", &save)) {
-		if ((r = read_certs(path, &one)) != 0)
-			break;
-		while (r == 0 && sk_X509_num(one) > 0) {
-			X509 *x = sk_X509_shift(one);
-			if (!sk_X509_push(into, x)) {
-				X509_free(x);
-				r = p11pki_fail(P11PKI_E_NOMEM, "out of memory");
-			}
-		}
-		sk_X509_pop_free(one, X509_free);
-		one = NULL;
-	}
-	free(copy);
-	return r;
-}
-
 static int read_crl_list(const char *list, STACK_OF(X509_CRL) *into)
 {
 	STACK_OF(X509_CRL) *one = NULL;
@@ -153,8 +114,9 @@ static int read_inputs(struct cli *c, struct inputs *in)
 	if ((in->untrusted = sk_X509_new_null()) == NULL || (c->ca != NULL && (in->trusted = sk_X509_new_null()) == NULL) ||
 	    (c->crl != NULL && (in->crls = sk_X509_CRL_new_null()) == NULL))
 		return p11pki_fail(P11PKI_E_NOMEM, "out of memory");
-	if ((r = read_certs(c->argv[0], &in->certs)) != 0 || (c->ca != NULL && (r = read_cert_list(c->ca, in->trusted)) != 0) ||
-	    (c->untrusted != NULL && (r = read_cert_list(c->untrusted, in->untrusted)) != 0) ||
+	if ((r = cli_read_certs(c->argv[0], MAX_FILE, &in->certs)) != 0 ||
+	    (c->ca != NULL && (r = cli_read_cert_list(c->ca, MAX_FILE, in->trusted)) != 0) ||
+	    (c->untrusted != NULL && (r = cli_read_cert_list(c->untrusted, MAX_FILE, in->untrusted)) != 0) ||
 	    (c->crl != NULL && (r = read_crl_list(c->crl, in->crls)) != 0))
 		return r;
 	/* a fullchain file: what follows the leaf is offered as untrusted */

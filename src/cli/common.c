@@ -11,6 +11,8 @@
 #include <openssl/conf.h>
 #include <openssl/err.h>
 
+#include <p11pki/x509.h>
+
 #include "cli/cli.h"
 
 int cli_error(int r)
@@ -220,4 +222,62 @@ int cli_read_file(const char *path, size_t max, unsigned char **data, size_t *le
 	*data = buf;
 	*len = n;
 	return 0;
+}
+
+int cli_read_certs(const char *path, size_t max, STACK_OF(X509) **out)
+{
+	unsigned char *data = NULL;
+	size_t len = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = cli_read_file(path, max, &data, &len)) == 0)
+		r = p11pki_certs_read(data, len, path, out);
+	free(data);
+	return r;
+}
+
+int cli_read_cert_list(const char *list, size_t max, STACK_OF(X509) *into)
+{
+	STACK_OF(X509) *one = NULL;
+	char *copy = strdup(list), *save = NULL, *path;
+	int r = P11PKI_OK;
+
+	if (copy == NULL)
+		return p11pki_fail(P11PKI_E_NOMEM, "out of memory");
+	for (path = strtok_r(copy, ",", &save); path != NULL && r == 0; path = strtok_r(NULL, ",", &save)) {
+		if ((r = cli_read_certs(path, max, &one)) != 0)
+			break;
+		while (r == 0 && sk_X509_num(one) > 0) {
+			X509 *x = sk_X509_shift(one);
+			if (!sk_X509_push(into, x)) {
+				X509_free(x);
+				r = p11pki_fail(P11PKI_E_NOMEM, "out of memory");
+			}
+		}
+		sk_X509_pop_free(one, X509_free);
+		one = NULL;
+	}
+	free(copy);
+	return r;
+}
+
+int cli_store_chain(struct cli *c, STACK_OF(X509) *chain)
+{
+	char *uri = NULL;
+	int i, r;
+
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		r = p11pki_cert_store_ca(c->t, sk_X509_value(chain, i), NULL, &uri);
+		if (r == P11PKI_E_EXISTS) {
+			fprintf(stderr, "p11pki: note: %s\n", p11pki_errmsg());
+			continue;
+		}
+		if (r != 0)
+			return r;
+		printf("%s\n", uri);
+		free(uri);
+		uri = NULL;
+	}
+	return P11PKI_OK;
 }

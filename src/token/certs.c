@@ -5,29 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "core/text.h"
 #include "token/internal.h"
 
 #define MAX_CERTS 1024
 #define CATEGORY_USER 1UL      /* CKA_CERTIFICATE_CATEGORY: token user */
 #define CATEGORY_AUTHORITY 2UL /* ... certificate authority */
-
-/* RFC 4514 text of a name for messages (UTF-8, not escaped). */
-static void name_text(const X509_NAME *name, char *buf, size_t size)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	int n;
-
-	snprintf(buf, size, "(unprintable name)");
-	if (b != NULL && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
-	    (n = BIO_read(b, buf, (int)size - 1)) >= 0)
-		buf[n] = '\0';
-	BIO_free(b);
-}
 
 static int cert_is_ca(X509 *cert)
 {
@@ -127,7 +114,7 @@ int p11pki_cert_store(p11pki_token *t, X509 *cert, const char *label, const unsi
 	int r;
 
 	memset(&c, 0, sizeof(c));
-	name_text(X509_get_subject_name(cert), subject, sizeof(subject));
+	p11pki_name_text(X509_get_subject_name(cert), subject, sizeof(subject));
 	if (label == NULL || *label == '\0')
 		return p11pki_fail(P11PKI_E_ARG, "certificate '%s' needs a label", subject);
 	if (id == NULL || id_len == 0 || id_len > 64)
@@ -231,7 +218,7 @@ int p11pki_cert_import(p11pki_token *t, X509 *cert, char **uri_out)
 
 	if (uri_out != NULL)
 		*uri_out = NULL;
-	name_text(X509_get_subject_name(cert), subject, sizeof(subject));
+	p11pki_name_text(X509_get_subject_name(cert), subject, sizeof(subject));
 	if (pub == NULL) {
 		r = p11pki_fail(P11PKI_E_CRYPTO, "certificate '%s' has a public key p11pki cannot read", subject);
 		goto out;
@@ -291,7 +278,7 @@ int p11pki_cert_store_ca(p11pki_token *t, X509 *cert, const char *label, char **
 	if (label == NULL || *label == '\0') {
 		cn = common_name(X509_get_subject_name(cert));
 		if (cn == NULL)
-			name_text(X509_get_subject_name(cert), subject, sizeof(subject));
+			p11pki_name_text(X509_get_subject_name(cert), subject, sizeof(subject));
 		label = cn != NULL ? cn : subject;
 	}
 	if (!ca_id(cert, id, &id_len)) {

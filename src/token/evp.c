@@ -89,13 +89,19 @@ static CK_RV sign_fn(p11pki_token *t, CK_SESSION_HANDLE s, void *arg)
 	return P11_CALL(t->m, C_Sign, s, (CK_BYTE_PTR)op->in, op->in_len, op->out, &op->out_len);
 }
 
-static int token_sign(struct keyref *k, struct sign_op *op)
+static int sign_now(void *arg)
 {
+	struct sign_op *op = arg;
 	char what[96];
 
+	snprintf(what, sizeof(what), "signing with key '%s'", op->k->label);
+	return p11pki_token_run(op->k->t, what, sign_fn, op);
+}
+
+static int token_sign(struct keyref *k, struct sign_op *op)
+{
 	op->k = k;
-	snprintf(what, sizeof(what), "signing with key '%s'", k->label);
-	if (p11pki_token_run(k->t, what, sign_fn, op) != 0) {
+	if (p11pki_async_run(sign_now, op) != 0) {
 		ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "%s", p11pki_errmsg());
 		return 0;
 	}

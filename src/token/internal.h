@@ -80,6 +80,11 @@ int p11pki_ck_recoverable(CK_RV rv);
 typedef CK_RV (*p11pki_session_fn)(p11pki_token *t, CK_SESSION_HANDLE s, void *arg);
 int p11pki_token_run(p11pki_token *t, const char *what, p11pki_session_fn fn, void *arg);
 
+/* Runs fn(arg) on a signing thread when called inside an OpenSSL ASYNC
+ * job and signing threads run (the job pauses meanwhile), else directly.
+ * Returns fn's status; a failure's message is carried back. */
+int p11pki_async_run(int (*fn)(void *arg), void *arg);
+
 /* Finds up to max objects matching a template. */
 CK_RV p11pki_find(p11pki_token *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl,
 		  CK_ULONG n, CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);

@@ -6,7 +6,8 @@
 
 #include <p11pki/token.h>
 
-#define SHOWN_MAX 64 /* most characters of user input echoed in errors */
+#include "core/text.h"
+
 #define RSA_MIN_BITS 2048
 
 struct keytype_def {
@@ -29,25 +30,6 @@ static const struct keytype_def keytypes[] = {
 };
 #define N_KEYTYPES (sizeof(keytypes) / sizeof(keytypes[0]))
 
-/* Copies at most SHOWN_MAX bytes of user input for an error message, with
- * unprintable bytes as '?', so input cannot inject terminal escapes. */
-static const char *shown(const char *s, char *buf, size_t size)
-{
-	size_t i, max = size - 4;
-
-	for (i = 0; s[i] != '\0' && i < max; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		buf[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	if (s[i] != '\0') {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
-	return buf;
-}
-
 /* True for "rsa:N" with N a plain decimal under RSA_MIN_BITS, so a weak
  * size gets the policy reason rather than "unknown". */
 static int is_weak_rsa(const char *text)
@@ -67,7 +49,7 @@ static int is_weak_rsa(const char *text)
 
 int p11pki_keytype_parse(const char *text, struct p11pki_keytype *out)
 {
-	char show[SHOWN_MAX + 4];
+	char show[P11PKI_SHOWN_BUF];
 	size_t i;
 
 	memset(out, 0, sizeof(*out));
@@ -89,5 +71,5 @@ int p11pki_keytype_parse(const char *text, struct p11pki_keytype *out)
 				   "use rsa:2048 or larger");
 	return p11pki_fail(P11PKI_E_ARG,
 			   "unknown key type '%s': use one of rsa:2048, rsa:3072, rsa:4096, "
-			   "ec:p256, ec:p384", shown(text, show, sizeof(show)));
+			   "ec:p256, ec:p384", p11pki_shown_ascii(text, show, sizeof(show)));
 }

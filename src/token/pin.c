@@ -14,6 +14,8 @@
 
 #include <p11pki/token.h>
 
+#include "core/text.h"
+
 #define PIN_MAX 256	/* bytes, the most any PIN source may hold */
 #define SHOWN_MAX 120	/* most characters of a path or spec in errors */
 
@@ -24,25 +26,6 @@ int p11pki_pin_prompt_fd(int fd, const char *prompt, p11pki_secret **out);
 #else
 #define TESTABLE static
 #endif
-
-/* Copies at most SHOWN_MAX bytes of user input for an error message, with
- * unprintable bytes as '?', so input cannot inject terminal escapes. */
-static const char *shown(const char *s, char *buf, size_t size)
-{
-	size_t i, max = size - 4;
-
-	for (i = 0; s[i] != '\0' && i < max; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		buf[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	if (s[i] != '\0') {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
-	return buf;
-}
 
 static int env_name_ok(const char *s)
 {
@@ -168,12 +151,12 @@ out:
 
 static int read_pin_file(const char *path, p11pki_secret **out)
 {
-	char show[SHOWN_MAX + 4];
+	char show[P11PKI_SHOWN_SIZE(SHOWN_MAX)];
 	char buf[PIN_MAX + 1];
 	size_t len = 0;
 	int fd = -1, r;
 
-	shown(path, show, sizeof(show));
+	p11pki_shown_ascii(path, show, sizeof(show));
 	if ((r = open_pin_file(path, show, &fd)) != 0)
 		goto out;
 	if (read_upto(fd, buf, sizeof(buf), &len) != 0) {

@@ -11,11 +11,12 @@
 
 #include <p11pki/token.h>
 
+#include "core/text.h"
+
 #define URI_SCHEME "pkcs11:"
 #define URI_SCHEME_LEN 7
 #define URI_MAX_LEN 4096 /* input and output bound, in characters */
 #define URI_MAX_ATTRS 64 /* path and query together, vendor ones included */
-#define SHOWN_MAX 64	 /* most characters of user input echoed in errors */
 
 enum attr_kind { K_STR, K_ID, K_TYPE, K_SLOT, K_VERSION, K_PIN };
 enum attr_place { IN_PATH, IN_QUERY };
@@ -84,36 +85,6 @@ static const char *part_name(enum attr_place place)
 	return place == IN_PATH ? "path" : "query";
 }
 
-/* Copies at most SHOWN_MAX bytes of user input for an error message, with
- * unprintable bytes as '?', so input cannot inject terminal escapes. */
-static const char *shown(const char *s, size_t n, char *buf, size_t size)
-{
-	size_t i, max = size - 4;
-
-	for (i = 0; i < n && i < max; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		buf[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	if (i < n) {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = '\0';
-	return buf;
-}
-
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int bad_escape(const char *name, int secret, const char *at, size_t left)
 {
 	char show[8];
@@ -124,7 +95,7 @@ static int bad_escape(const char *name, int secret, const char *at, size_t left)
 				   "PKCS#11 URI: bad percent-escape in attribute '%s'", name);
 	return p11pki_fail(P11PKI_E_ARG,
 			   "PKCS#11 URI: bad percent-escape '%s' in attribute '%s'",
-			   shown(at, left < 3 ? left : 3, show, sizeof(show)), name);
+			   p11pki_shown_ascii_n(at, left < 3 ? left : 3, show, sizeof(show)), name);
 }
 
 /* Percent-decodes src[0..n) into dst, which has room for n + 1 bytes, and
@@ -140,8 +111,8 @@ static int decode(const char *name, int secret, const char *src, size_t n, char 
 		int hi, lo;
 
 		if (c == '%') {
-			if (n - i < 3 || (hi = hexval((unsigned char)src[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)src[i + 2])) < 0)
+			if (n - i < 3 || (hi = p11pki_hexval((unsigned char)src[i + 1])) < 0 ||
+			    (lo = p11pki_hexval((unsigned char)src[i + 2])) < 0)
 				return bad_escape(name, secret, src + i, n - i);
 			dst[o++] = (char)(hi << 4 | lo);
 			i += 3;
@@ -223,7 +194,7 @@ static int version_ok(const char *s, size_t len)
  * *num receives the slot id or the object type. */
 static int check_value(const struct attr_def *d, const char *v, size_t len, unsigned long *num)
 {
-	char show[SHOWN_MAX + 4];
+	char show[P11PKI_SHOWN_BUF];
 	enum p11pki_obj_type type;
 
 	*num = 0;
@@ -244,7 +215,7 @@ static int check_value(const struct attr_def *d, const char *v, size_t len, unsi
 			return p11pki_fail(P11PKI_E_ARG,
 					   "PKCS#11 URI: bad value '%s' for attribute 'type'; "
 					   "valid ones are private, public, cert, secret-key, data",
-					   shown(v, len, show, sizeof(show)));
+					   p11pki_shown_ascii_n(v, len, show, sizeof(show)));
 		*num = (unsigned long)type;
 		break;
 	case K_SLOT:
@@ -252,14 +223,14 @@ static int check_value(const struct attr_def *d, const char *v, size_t len, unsi
 			return p11pki_fail(P11PKI_E_ARG,
 					   "PKCS#11 URI: bad value '%s' for attribute 'slot-id'; "
 					   "it must be a decimal number that fits an unsigned long",
-					   shown(v, len, show, sizeof(show)));
+					   p11pki_shown_ascii_n(v, len, show, sizeof(show)));
 		break;
 	case K_VERSION:
 		if (!version_ok(v, len))
 			return p11pki_fail(P11PKI_E_ARG,
 					   "PKCS#11 URI: bad value '%s' for attribute "
 					   "'library-version'; it must look like 1 or 1.23",
-					   shown(v, len, show, sizeof(show)));
+					   p11pki_shown_ascii_n(v, len, show, sizeof(show)));
 		break;
 	default:
 		break;
@@ -376,7 +347,7 @@ static int is_vendor(const char *name, size_t len)
 /* A vendor attribute is ignored, but its value must still be well formed. */
 static int skip_vendor(const char *name, size_t nlen, const char *v, size_t n)
 {
-	char label[SHOWN_MAX + 4];
+	char label[P11PKI_SHOWN_BUF];
 	char *buf = NULL;
 	size_t len;
 	int r;
@@ -385,7 +356,7 @@ static int skip_vendor(const char *name, size_t nlen, const char *v, size_t n)
 		r = p11pki_fail(P11PKI_E_NOMEM, "out of memory parsing a PKCS#11 URI");
 		goto out;
 	}
-	r = decode(shown(name, nlen, label, sizeof(label)), 0, v, n, buf, &len);
+	r = decode(p11pki_shown_ascii_n(name, nlen, label, sizeof(label)), 0, v, n, buf, &len);
 out:
 	free(buf);
 	return r;
@@ -393,10 +364,10 @@ out:
 
 static int unknown_attr(const char *name, size_t nlen, enum attr_place place)
 {
-	char show[SHOWN_MAX + 4];
+	char show[P11PKI_SHOWN_BUF];
 	const struct attr_def *d = find_attr(name, nlen);
 
-	shown(name, nlen, show, sizeof(show));
+	p11pki_shown_ascii_n(name, nlen, show, sizeof(show));
 	if (d != NULL && d->place == IN_QUERY)
 		return p11pki_fail(P11PKI_E_ARG,
 				   "PKCS#11 URI: attribute '%s' belongs in the query (after '?'), "
@@ -412,7 +383,7 @@ static int unknown_attr(const char *name, size_t nlen, enum attr_place place)
 
 static int parse_attr(struct parse_state *ps, const char *s, size_t n, enum attr_place place)
 {
-	char show[SHOWN_MAX + 4];
+	char show[P11PKI_SHOWN_BUF];
 	const char *eq = memchr(s, '=', n);
 	const struct attr_def *d;
 	size_t nlen, bit;
@@ -420,12 +391,12 @@ static int parse_attr(struct parse_state *ps, const char *s, size_t n, enum attr
 	if (eq == NULL)
 		return p11pki_fail(P11PKI_E_ARG,
 				   "PKCS#11 URI: attribute '%s' in %s has no '=' (expected name=value)",
-				   shown(s, n, show, sizeof(show)), part_name(place));
+				   p11pki_shown_ascii_n(s, n, show, sizeof(show)), part_name(place));
 	nlen = (size_t)(eq - s);
 	if (nlen == 0)
 		return p11pki_fail(P11PKI_E_ARG,
 				   "PKCS#11 URI: attribute '%s' in %s has no name",
-				   shown(s, n, show, sizeof(show)), part_name(place));
+				   p11pki_shown_ascii_n(s, n, show, sizeof(show)), part_name(place));
 	d = find_attr(s, nlen);
 	if (d == NULL || d->place != place) {
 		if (d == NULL && is_vendor(s, nlen))

@@ -10,86 +10,15 @@
 
 #include <p11pki/x509.h>
 
+#include "core/text.h"
+
 #define HOST_IN_MAX 1024 /* input bytes; a U-label is longer than its A-label */
 #define HOST_MAX 253	 /* RFC 1035 presentation length without the final dot */
 #define LABEL_MAX 63
-#define SHOWN_MAX 64 /* most bytes of user input echoed in errors */
 
 /* libidn2's STD3 flag silently drops disallowed ASCII ("a_b" -> "ab"),
  * so it stays off and the LDH rule is checked on the result instead. */
 #define IDN_FLAGS (IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL)
-
-/* Length of the valid UTF-8 sequence at s (left bytes available), or 0
- * for an invalid, overlong, surrogate or truncated one. */
-static size_t utf8_len(const unsigned char *s, size_t left)
-{
-	unsigned long cp;
-	size_t n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (left < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/* Copies at most SHOWN_MAX bytes of user input for an error message:
- * valid UTF-8 is kept, control characters (C0, DEL, C1) and invalid
- * bytes become '?', so input cannot inject terminal escapes. */
-static const char *shown(const char *s, char *buf, size_t size)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, o = 0, n, left = strlen(s), max = size - 4;
-
-	while (i < left) {
-		n = utf8_len(u + i, left - i);
-		if (o + (n ? n : 1) > max)
-			break;
-		if (n == 0 || u[i] < 0x20 || u[i] == 0x7f || (u[i] == 0xc2 && u[i + 1] < 0xa0)) {
-			buf[o++] = '?';
-			i += n ? n : 1;
-			continue;
-		}
-		memcpy(buf + o, u + i, n);
-		o += n;
-		i += n;
-	}
-	if (i < left) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
-static int utf8_valid(const char *s)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, n, left = strlen(s);
-
-	while (i < left) {
-		if ((n = utf8_len(u + i, left - i)) == 0)
-			return 0;
-		i += n;
-	}
-	return 1;
-}
 
 static int is_ip_literal(const char *s)
 {
@@ -242,7 +171,7 @@ static int to_alabels(const char *host, const char *show, char **out)
 
 int p11pki_host_to_ascii(const char *host, char **out)
 {
-	char show[SHOWN_MAX + 4], *in = NULL, *a = NULL, *res = NULL;
+	char show[P11PKI_SHOWN_BUF], *in = NULL, *a = NULL, *res = NULL;
 	size_t n;
 	int rc, wildcard;
 
@@ -256,8 +185,8 @@ int p11pki_host_to_ascii(const char *host, char **out)
 		return p11pki_fail(P11PKI_E_ARG,
 				   "host name of %zu bytes is too long: at most %d characters are "
 				   "allowed", n, HOST_MAX);
-	shown(host, show, sizeof(show));
-	if (!utf8_valid(host))
+	p11pki_shown(host, show, sizeof(show));
+	if (p11pki_utf8_chars(host, strlen(host)) == (size_t)-1)
 		return p11pki_fail(P11PKI_E_ARG, "host name '%s' is not valid UTF-8", show);
 	if (is_ip_literal(host))
 		return p11pki_fail(P11PKI_E_ARG,

@@ -19,10 +19,11 @@
 
 #include <p11pki/x509.h>
 
+#include "core/text.h"
+
 #define NAME_IN_MAX 4096 /* bytes of subject text */
 #define AVAS_MAX 64	 /* attribute values in one subject */
 #define TYPE_MAX 64	 /* bytes of an attribute name */
-#define SHOWN_MAX 64	 /* most bytes of user input echoed in errors */
 
 /* The usual naming attributes: looked up case-insensitively by their
  * OpenSSL short and long names. */
@@ -104,80 +105,6 @@ struct cursor {
 	char sep;  /* RDN separator: '/' or ',' */
 };
 
-/* Length of the valid UTF-8 sequence at s (left bytes available), or 0
- * for an invalid, overlong, surrogate or truncated one. */
-static size_t utf8_len(const unsigned char *s, size_t left)
-{
-	unsigned long cp;
-	size_t n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (left < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/* Copies at most SHOWN_MAX bytes of user input for an error message:
- * valid UTF-8 is kept, control characters (C0, DEL, C1) and invalid
- * bytes become '?', so input cannot inject terminal escapes. */
-static const char *shown(const char *s, char *buf, size_t size)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, o = 0, n, left = strlen(s), max = size - 4;
-
-	while (i < left) {
-		n = utf8_len(u + i, left - i);
-		if (o + (n ? n : 1) > max)
-			break;
-		if (n == 0 || u[i] < 0x20 || u[i] == 0x7f || (u[i] == 0xc2 && u[i + 1] < 0xa0)) {
-			buf[o++] = '?';
-			i += n ? n : 1;
-			continue;
-		}
-		memcpy(buf + o, u + i, n);
-		o += n;
-		i += n;
-	}
-	if (i < left) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
-/* Counts characters of valid UTF-8, or returns (size_t)-1. */
-static size_t utf8_chars(const char *s, size_t len)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, n, chars = 0;
-
-	while (i < len) {
-		if ((n = utf8_len(u + i, len - i)) == 0)
-			return (size_t)-1;
-		i += n;
-		chars++;
-	}
-	return chars;
-}
-
 static int under_naming_arc(int nid)
 {
 	char oid[128];
@@ -235,17 +162,6 @@ static void parsed_free(struct parsed *ps)
 	free(ps);
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* How to write the separator c inside a value, for hints. */
 static const char *escape_hint(const struct cursor *c, char sep)
 {
@@ -258,7 +174,7 @@ static const char *escape_hint(const struct cursor *c, char sep)
 /* Reads "type" up to its '=' and leaves the cursor after the '='. */
 static int parse_type(struct cursor *c, char prev_sep, int *nid, char *type, size_t size)
 {
-	char show[SHOWN_MAX + 4], elem[SHOWN_MAX + 4];
+	char show[P11PKI_SHOWN_BUF], elem[P11PKI_SHOWN_BUF];
 	const char *start, *end;
 	size_t n;
 
@@ -276,7 +192,7 @@ static int parse_type(struct cursor *c, char prev_sep, int *nid, char *type, siz
 			return p11pki_fail(P11PKI_E_ARG, "subject: an attribute is missing%s",
 					   *end ? " before a separator" : " at the end");
 		return p11pki_fail(P11PKI_E_ARG, "subject: '%s' is not TYPE=value%s%s%s",
-				   shown(elem, show, sizeof(show)), prev_sep ? " (" : "",
+				   p11pki_shown(elem, show, sizeof(show)), prev_sep ? " (" : "",
 				   prev_sep ? escape_hint(c, prev_sep) : "", prev_sep ? ")" : "");
 	}
 	c->p = end + 1;
@@ -293,7 +209,7 @@ static int parse_type(struct cursor *c, char prev_sep, int *nid, char *type, siz
 		return p11pki_fail(P11PKI_E_ARG,
 				   "subject: unknown attribute '%s' (known ones include C, ST, L, "
 				   "O, OU, CN, emailAddress, serialNumber, DC, UID, street, title, "
-				   "GN, SN)", shown(type, show, sizeof(show)));
+				   "GN, SN)", p11pki_shown(type, show, sizeof(show)));
 	return P11PKI_OK;
 }
 
@@ -306,8 +222,8 @@ static int parse_escape(struct cursor *c, const char *type, char *dst, size_t *l
 	if (*c->p == '\0')
 		return p11pki_fail(P11PKI_E_ARG, "subject: the value of %s ends with a lone '\\'",
 				   type);
-	if (!c->slash && (hi = hexval((unsigned char)c->p[0])) >= 0 &&
-	    (lo = hexval((unsigned char)c->p[1])) >= 0) {
+	if (!c->slash && (hi = p11pki_hexval((unsigned char)c->p[0])) >= 0 &&
+	    (lo = p11pki_hexval((unsigned char)c->p[1])) >= 0) {
 		dst[(*len)++] = (char)(hi << 4 | lo);
 		c->p += 2;
 		return P11PKI_OK;
@@ -364,7 +280,7 @@ static size_t upper_bound(int nid)
 
 static int check_country(struct ava *a, const char *type)
 {
-	char show[SHOWN_MAX + 4];
+	char show[P11PKI_SHOWN_BUF];
 	size_t i;
 
 	for (i = 0; i < a->len; i++) {
@@ -376,7 +292,7 @@ static int check_country(struct ava *a, const char *type)
 	if (a->len != 2 || i != 2)
 		return p11pki_fail(P11PKI_E_ARG,
 				   "subject: %s must be a two-letter country code such as US, not "
-				   "'%s'", type, shown(a->value, show, sizeof(show)));
+				   "'%s'", type, p11pki_shown(a->value, show, sizeof(show)));
 	for (i = 0; i < 2; i++)
 		if (a->value[i] >= 'a')
 			a->value[i] = (char)(a->value[i] - 'a' + 'A');
@@ -410,7 +326,7 @@ static int check_value(struct ava *a, const char *type)
 	if (strlen(a->value) != a->len)
 		return p11pki_fail(P11PKI_E_ARG, "subject: the value of %s contains a NUL character",
 				   type);
-	if ((chars = utf8_chars(a->value, a->len)) == (size_t)-1)
+	if ((chars = p11pki_utf8_chars(a->value, a->len)) == (size_t)-1)
 		return p11pki_fail(P11PKI_E_ARG, "subject: the value of %s is not valid UTF-8",
 				   type);
 	for (i = 0; i < a->len; i++) {
@@ -486,7 +402,7 @@ out:
 
 static int add_ava(X509_NAME *name, const struct ava *a, int set)
 {
-	char show[SHOWN_MAX + 4];
+	char show[P11PKI_SHOWN_BUF];
 	unsigned long err;
 	/* OpenSSL caps emailAddress at 128; RFC 5280 allows 255 (checked). */
 	int type = a->nid == NID_pkcs9_emailAddress ? V_ASN1_IA5STRING : MBSTRING_UTF8;
@@ -500,7 +416,7 @@ static int add_ava(X509_NAME *name, const struct ava *a, int set)
 	err = ERR_peek_last_error();
 	ERR_pop_to_mark();
 	return p11pki_fail(P11PKI_E_ARG, "subject: %s '%s' cannot be encoded: %s",
-			   OBJ_nid2sn(a->nid), shown(a->value, show, sizeof(show)),
+			   OBJ_nid2sn(a->nid), p11pki_shown(a->value, show, sizeof(show)),
 			   ERR_reason_error_string(err) ? ERR_reason_error_string(err) : "unknown");
 }
 

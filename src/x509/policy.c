@@ -12,8 +12,9 @@
 
 #include <p11pki/x509.h>
 
+#include "core/text.h"
+
 #define KEY_MAX 64
-#define SHOWN_MAX 64 /* most bytes of input echoed in errors */
 
 static const struct {
 	const char *name;
@@ -24,65 +25,6 @@ static const struct {
 	{ "optional", P11PKI_POLICY_OPTIONAL },
 };
 #define N_RULES (sizeof(rules) / sizeof(rules[0]))
-
-/* Length of the valid UTF-8 sequence at s (left bytes available), or 0
- * for an invalid, overlong, surrogate or truncated one. */
-static size_t utf8_len(const unsigned char *s, size_t left)
-{
-	unsigned long cp;
-	size_t n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (left < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/* Copies at most SHOWN_MAX bytes of input for an error message: valid
- * UTF-8 is kept, control characters (C0, DEL, C1) and invalid bytes
- * become '?', so a request cannot inject terminal escapes. */
-static const char *shown(const char *s, char *buf, size_t size)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, o = 0, n, left = strlen(s), max = size - 4;
-
-	while (i < left) {
-		n = utf8_len(u + i, left - i);
-		if (o + (n ? n : 1) > max)
-			break;
-		if (n == 0 || u[i] < 0x20 || u[i] == 0x7f || (u[i] == 0xc2 && u[i + 1] < 0xa0)) {
-			buf[o++] = '?';
-			i += n ? n : 1;
-			continue;
-		}
-		memcpy(buf + o, u + i, n);
-		o += n;
-		i += n;
-	}
-	if (i < left) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
 /* Copies s without surrounding blanks, as config readers may leave them. */
 static void trim_copy(const char *s, char *buf, size_t size)
@@ -100,7 +42,7 @@ static void trim_copy(const char *s, char *buf, size_t size)
 
 static int parse_field(const char *key, const char *value, struct p11pki_policy *p)
 {
-	char k[KEY_MAX + 1], v[KEY_MAX + 1], show[SHOWN_MAX + 4], show2[SHOWN_MAX + 4];
+	char k[KEY_MAX + 1], v[KEY_MAX + 1], show[P11PKI_SHOWN_BUF], show2[P11PKI_SHOWN_BUF];
 	size_t i;
 	int nid;
 
@@ -111,19 +53,19 @@ static int parse_field(const char *key, const char *value, struct p11pki_policy 
 				   "policy: '%s' is not a subject field (use countryName, "
 				   "stateOrProvinceName, localityName, organizationName, "
 				   "organizationalUnitName, commonName, emailAddress, ...)",
-				   shown(k, show, sizeof(show)));
+				   p11pki_shown(k, show, sizeof(show)));
 	for (i = 0; i < p->n; i++)
 		if (p->field[i].nid == nid)
 			return p11pki_fail(P11PKI_E_ARG, "policy: field '%s' appears twice",
-					   shown(k, show, sizeof(show)));
+					   p11pki_shown(k, show, sizeof(show)));
 	for (i = 0; i < N_RULES; i++)
 		if (strcasecmp(v, rules[i].name) == 0)
 			break;
 	if (i == N_RULES)
 		return p11pki_fail(P11PKI_E_ARG,
 				   "policy: field '%s' has rule '%s': use match, supplied or "
-				   "optional", shown(k, show, sizeof(show)),
-				   shown(v, show2, sizeof(show2)));
+				   "optional", p11pki_shown(k, show, sizeof(show)),
+				   p11pki_shown(v, show2, sizeof(show2)));
 	p->field[p->n].nid = nid;
 	p->field[p->n].rule = rules[i].rule;
 	p->n++;
@@ -172,7 +114,7 @@ static const char *field_name(int nid)
 static int find_match(const X509_NAME *ca, int nid, const X509_NAME_ENTRY *e,
 		      const X509_NAME_ENTRY **push)
 {
-	char show[SHOWN_MAX + 4], show2[SHOWN_MAX + 4];
+	char show[P11PKI_SHOWN_BUF], show2[P11PKI_SHOWN_BUF];
 	unsigned char *want = NULL, *have = NULL, *first = NULL;
 	const X509_NAME_ENTRY *ce;
 	int wlen, hlen, idx = -1, rc;
@@ -202,8 +144,8 @@ static int find_match(const X509_NAME *ca, int nid, const X509_NAME_ENTRY *e,
 		have = NULL;
 	}
 	rc = p11pki_fail(P11PKI_E_POLICY, "the request's %s '%s' does not match the CA's '%s'",
-			 field_name(nid), shown((char *)want, show, sizeof(show)),
-			 first != NULL ? shown((char *)first, show2, sizeof(show2)) : "?");
+			 field_name(nid), p11pki_shown((char *)want, show, sizeof(show)),
+			 first != NULL ? p11pki_shown((char *)first, show2, sizeof(show2)) : "?");
 out:
 	OPENSSL_free(want);
 	OPENSSL_free(have);

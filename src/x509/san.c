@@ -8,9 +8,10 @@
 
 #include <p11pki/x509.h>
 
+#include "core/text.h"
+
 #define SPEC_MAX 4096	/* bytes of one entry */
 #define LOCAL_MAX 64	/* RFC 5321 local-part length */
-#define SHOWN_MAX 64	/* most bytes of user input echoed in errors */
 
 enum san_kind { SAN_DNS, SAN_IP, SAN_EMAIL, SAN_URI };
 
@@ -26,72 +27,13 @@ static const struct {
 };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
-/* Length of the valid UTF-8 sequence at s (left bytes available), or 0
- * for an invalid, overlong, surrogate or truncated one. */
-static size_t utf8_len(const unsigned char *s, size_t left)
-{
-	unsigned long cp;
-	size_t n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (left < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/* Copies at most SHOWN_MAX bytes of user input for an error message:
- * valid UTF-8 is kept, control characters (C0, DEL, C1) and invalid
- * bytes become '?', so input cannot inject terminal escapes. */
-static const char *shown(const char *s, char *buf, size_t size)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, o = 0, n, left = strlen(s), max = size - 4;
-
-	while (i < left) {
-		n = utf8_len(u + i, left - i);
-		if (o + (n ? n : 1) > max)
-			break;
-		if (n == 0 || u[i] < 0x20 || u[i] == 0x7f || (u[i] == 0xc2 && u[i + 1] < 0xa0)) {
-			buf[o++] = '?';
-			i += n ? n : 1;
-			continue;
-		}
-		memcpy(buf + o, u + i, n);
-		o += n;
-		i += n;
-	}
-	if (i < left) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 /* Re-records the current message prefixed with the entry it concerns. */
 static int fail_in(int rc, const char *spec)
 {
-	char msg[512], show[SHOWN_MAX + 4];
+	char msg[512], show[P11PKI_SHOWN_BUF];
 
 	snprintf(msg, sizeof(msg), "%s", p11pki_errmsg());
-	return p11pki_fail(rc, "subjectAltName '%s': %s", shown(spec, show, sizeof(show)), msg);
+	return p11pki_fail(rc, "subjectAltName '%s': %s", p11pki_shown(spec, show, sizeof(show)), msg);
 }
 
 static int visible_ascii(const char *s)
@@ -228,7 +170,7 @@ static int parse_kind(enum san_kind kind, const char *value, GENERAL_NAME **out)
 
 int p11pki_san_parse(const char *spec, GENERAL_NAME **out)
 {
-	char show[SHOWN_MAX + 4], *value = NULL;
+	char show[P11PKI_SHOWN_BUF], *value = NULL;
 	const char *colon;
 	size_t i, plen, n;
 	int rc;
@@ -240,7 +182,7 @@ int p11pki_san_parse(const char *spec, GENERAL_NAME **out)
 		return p11pki_fail(P11PKI_E_ARG, "empty subjectAltName");
 	if (strlen(spec) > SPEC_MAX)
 		return p11pki_fail(P11PKI_E_ARG, "subjectAltName longer than %d bytes", SPEC_MAX);
-	shown(spec, show, sizeof(show));
+	p11pki_shown(spec, show, sizeof(show));
 	colon = strchr(spec, ':');
 	plen = colon ? (size_t)(colon - spec) : 0;
 	for (i = 0; colon != NULL && i < N_KINDS; i++)

@@ -15,6 +15,8 @@
 
 #include <p11pki/x509.h>
 
+#include "core/text.h"
+
 #define READ_MAX_INPUT (16u << 20) /* no trust bundle is larger */
 #define MAX_DEPTH 10
 
@@ -41,19 +43,6 @@ static void say(char *buf, size_t size, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, size, fmt, ap);
 	va_end(ap);
-}
-
-/* RFC 4514 text of a name (UTF-8, not escaped) for messages. */
-static void name_text(const X509_NAME *name, char *buf, size_t size)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	int n;
-
-	snprintf(buf, size, "(unprintable name)");
-	if (b != NULL && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
-	    (n = BIO_read(b, buf, (int)size - 1)) >= 0)
-		buf[n] = '\0';
-	BIO_free(b);
 }
 
 /* ---- reading ---------------------------------------------------------- */
@@ -365,8 +354,8 @@ static int chain_try(X509 *cert, const struct p11pki_verify_opts *o, STACK_OF(X5
 	a->depth = X509_STORE_CTX_get_error_depth(ctx);
 	if ((bad = X509_STORE_CTX_get_current_cert(ctx)) == NULL)
 		bad = cert;
-	name_text(X509_get_subject_name(bad), a->subject, sizeof(a->subject));
-	name_text(X509_get_issuer_name(bad), a->issuer, sizeof(a->issuer));
+	p11pki_name_text(X509_get_subject_name(bad), a->subject, sizeof(a->subject));
+	p11pki_name_text(X509_get_issuer_name(bad), a->issuer, sizeof(a->issuer));
 out:
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(store);
@@ -400,7 +389,7 @@ static void chain_ok_text(STACK_OF(X509) *chain, char *buf, size_t size)
 
 	snprintf(buf, size, "%d certificates: ", sk_X509_num(chain));
 	for (i = 0; i < sk_X509_num(chain); i++) {
-		name_text(X509_get_subject_name(sk_X509_value(chain, i)), name, sizeof(name));
+		p11pki_name_text(X509_get_subject_name(sk_X509_value(chain, i)), name, sizeof(name));
 		append(buf, size, "%s'%s'", i ? " <- " : "", name);
 	}
 }

@@ -69,7 +69,7 @@ int main(int argc, char **argv)
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	CK_KEY_TYPE kt;
 	CK_OBJECT_HANDLE key, kek;
-	CK_ULONG count, len = 32, out_len;
+	CK_ULONG count = 0, len = 32, out_len;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_MECHANISM gen = { CKM_AES_KEY_GEN, NULL, 0 }, wrap = { CKM_AES_KEY_WRAP_PAD, NULL, 0 };
 	unsigned char secret[8192], wrapped[8192];
