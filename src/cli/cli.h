@@ -102,6 +102,8 @@ int cmd_cert_selfsign(struct cli *c, int argc, char **argv);
 int cmd_ca(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_p12(struct cli *c, int argc, char **argv);
+int cmd_serve(struct cli *c, int argc, char **argv);
+int cmd_bindings(struct cli *c, int argc, char **argv);
 
 /* Reads the certificates of a file of at most max bytes: one DER
  * certificate or every PEM one. Caller frees *out with

@@ -34,6 +34,9 @@ static const char usage_text[] =
 	"  ca crl --ca N [-o FILE]\n"
 	"  ca list --ca N [--revoked] [--expiring 30d] [--json]\n"
 	"  ca cert --ca N [--chain] [-o FILE]\n"
+	"  serve -c FILE [--pin-source SRC]   TLS server; SIGHUP reloads, SIGTERM drains\n"
+	"  bindings show -c FILE [--json]     listeners, SNI, certificates, thumbprints, keys\n"
+	"  bindings check -c FILE             everything serve checks at start-up, then exit\n"
 	"\n"
 	"Common options\n"
 	"  --module PATH        PKCS#11 module (default: the embedded SoftHSM2 token\n"
@@ -57,7 +60,7 @@ static const struct {
 	int (*run)(struct cli *c, int argc, char **argv);
 } groups[] = {
 	{ "token", cmd_token }, { "key", cmd_key }, { "csr", cmd_csr }, { "cert", cmd_cert },
-	{ "ca", cmd_ca }, { "verify", cmd_verify }, { "p12", cmd_p12 },
+	{ "ca", cmd_ca }, { "verify", cmd_verify }, { "p12", cmd_p12 }, { "serve", cmd_serve }, { "bindings", cmd_bindings },
 };
 
 int main(int argc, char **argv)
@@ -85,8 +88,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
 		if (strcmp(argv[1], groups[i].name) != 0)
 			continue;
-		/* csr and verify are commands of their own: no sub-command */
-		if (strcmp(argv[1], "csr") == 0 || strcmp(argv[1], "verify") == 0) {
+		/* csr, verify and serve are commands of their own: no sub-command */
+		if (strcmp(argv[1], "csr") == 0 || strcmp(argv[1], "verify") == 0 || strcmp(argv[1], "serve") == 0) {
 			r = groups[i].run(&c, argc - 1, argv + 1);
 			break;
 		}

@@ -286,11 +286,17 @@ expect_fail "already exists" p11 ca init --name root --token ca --type ec:p384 -
 [ "$(rows issuing)" -eq "$before" ] || fail "refused revokes or init changed the store"
 ok "refused: revoke of an unknown serial, twice, unknown reason (exit 2); ca init with an existing name (no key left)"
 
-# BUG: ca sign copies the request's DNS names unchecked (see the report):
-# a lone "*", "*.com", "w*" and raw UTF-8 (not the xn-- form) land in a
-# certificate; and a CN outside allowed_dns passes when the SANs are inside.
-# Each should be refused; until src/ca/ca.c checks them this only warns.
+# ---- known bugs (see the report): these warn until src/ is fixed ---------
 known_bug() { echo "KNOWN BUG: $*" | tee -a "$LOG" >&2; }
+# BUG: removeFromCRL (8) belongs in delta CRLs only (RFC 5280 5.3.1);
+# ca revoke accepts it and puts it on a full CRL.
+if pk ca revoke --ca issuing --serial "$(serial_of "$T/ok.crt")" --reason removeFromCRL >/dev/null 2>&1; then
+	known_bug "ca revoke accepted --reason removeFromCRL for a full CRL"
+fi
+# BUG: ca sign copies the request's DNS names unchecked: a lone "*",
+# "*.com", "w*" and raw UTF-8 (not the xn-- form) land in a certificate;
+# a CN outside allowed_dns passes when the SANs are inside. Each should be
+# refused (src/ca/ca.c check_names).
 soft_csr badsan -subj /CN=a.example.com -addext 'subjectAltName=DNS:*,DNS:*.com,DNS:w*.example.com'
 if p11 ca sign --ca issuing --csr "$T/badsan.csr" -o "$T/badsan.crt" >/dev/null 2>&1; then
 	known_bug "ca sign issued DNS:*, DNS:*.com, DNS:w*.example.com"
@@ -329,6 +335,9 @@ validate "$T/rsawww.crt" "$T/rsaroot.crt" "$T/rsaissuing.crt" server
 validate "$T/rsaalice.crt" "$T/rsaroot.crt" "$T/rsaissuing.crt" client
 x "$T/rsaissuing.crt" -text | grep -q 'Public-Key: (3072 bit)' || fail "rsaissuing is not RSA-3072"
 x "$T/rsawww.crt" -text | grep -q 'Signature Algorithm: sha256WithRSAEncryption' || fail "RSA CA did not sign with sha256WithRSAEncryption"
+# no [ ca_rsaissuing ] section: no CRL DP or AIA
+[[ $(x "$T/rsawww.crt" -ext crlDistributionPoints,authorityInfoAccess 2>&1) != *URI:* ]] ||
+	fail "rsawww.crt has URLs no config asked for"
 [ "$(days_of "$T/rsaroot.crt")" -eq 3650 ] || fail "root default: $(days_of "$T/rsaroot.crt") days, want 3650"
 [ "$(days_of "$T/rsaissuing.crt")" -eq 1825 ] || fail "subca default: $(days_of "$T/rsaissuing.crt") days, want 1825"
-ok "RSA-3072 root and issuing CA (defaults 3650 and 1825 days): server and client chains pass all three validators"
+ok "RSA-3072 root and issuing CA (defaults 3650 and 1825 days): server and client chains pass all three validators; no URLs unless configured"
