@@ -13,7 +13,7 @@
  *
  * Each cell (key type, threads, method) runs for --seconds, cut into
  * --rounds slices. A round runs one slice of every cell of a key type,
- * back to back and in an order that rotates each round, so every ratio
+ * back to back in an order shuffled each round, so every ratio
  * (pool/raw, 2 threads/1 thread) is a median of pairs measured seconds
  * apart: a burst of background load spoils a few rounds, not a method.
  * Every method's signature is verified once before timing starts.
@@ -557,17 +557,28 @@ static double *slot(const struct results *res, size_t k, unsigned n, enum method
 }
 
 /* Every round runs every (threads, method) combination of a key for one
- * slice, starting one place further along each round: rounds are paired
- * samples, taken close together, of everything a ratio compares. */
+ * slice, in a shuffled order: rounds are paired samples, taken close
+ * together, of everything a ratio compares. */
 static int measure(const struct bench *b, struct keyset *keys, struct results *res)
 {
+	unsigned order[N_COMBOS], seed = 1; /* fixed: runs are alike */
 	size_t k;
 	unsigned r, j;
 
+	for (j = 0; j < N_COMBOS; j++)
+		order[j] = j;
 	for (k = 0; k < N_KEYS; k++)
-		for (r = 0; r < b->rounds; r++)
+		for (r = 0; r < b->rounds; r++) {
+			/* a new order each round (Fisher-Yates), so no cell always
+			 * follows the same one */
+			for (j = N_COMBOS - 1; j > 0; j--) {
+				unsigned x = (unsigned)rand_r(&seed) % (j + 1), tmp = order[j];
+
+				order[j] = order[x];
+				order[x] = tmp;
+			}
 			for (j = 0; j < N_COMBOS; j++) {
-				unsigned c = (j + r) % N_COMBOS, n = c / N_METHODS + 1;
+				unsigned c = order[j], n = c / N_METHODS + 1;
 				enum method m = (enum method)(c % N_METHODS);
 
 				if (!run_slice(b, &keys[k], m, n, b->seconds / b->rounds, &res->acc[k][n - 1][m],
@@ -578,6 +589,7 @@ static int measure(const struct bench *b, struct keyset *keys, struct results *r
 					return 0;
 				}
 			}
+		}
 	return 1;
 }
 

@@ -53,7 +53,7 @@ static int token_certs(struct source *s, const struct p11pki_uri *sel, const str
  * it is the only match). */
 static int pick_one(struct source *s, struct p11pki_cert_info *certs, size_t n, const char *what, X509 **leaf)
 {
-	char shown[P11PKI_SHOWN_BUF];
+	char shown[TLS_URI_SHOWN];
 	size_t i, found = n, ee = 0;
 
 	for (i = 0; i < n; i++) {
@@ -81,7 +81,7 @@ static int from_uri(struct source *s, const char *text, X509 **leaf)
 {
 	struct p11pki_uri *u = NULL;
 	struct p11pki_cert_info *certs = NULL;
-	char shown[P11PKI_SHOWN_BUF];
+	char shown[TLS_URI_SHOWN];
 	size_t n = 0;
 	int r;
 
@@ -157,7 +157,7 @@ static int from_thumbprint(struct source *s, const char *text, X509 **leaf)
 {
 	struct p11pki_cert_info *certs = NULL;
 	const EVP_MD *md = NULL;
-	char want[2 * EVP_MAX_MD_SIZE + 1], got[2 * EVP_MAX_MD_SIZE + 1], shown[P11PKI_SHOWN_BUF];
+	char want[2 * EVP_MAX_MD_SIZE + 1], got[2 * EVP_MAX_MD_SIZE + 1], shown[TLS_URI_SHOWN];
 	size_t n = 0, i;
 	int r;
 
@@ -215,7 +215,7 @@ static int chain_item(struct source *s, const char *item, STACK_OF(X509) *chain)
 	struct p11pki_uri *u = NULL;
 	struct p11pki_cert_info *certs = NULL;
 	STACK_OF(X509) *file = NULL;
-	char shown[P11PKI_SHOWN_BUF];
+	char shown[TLS_URI_SHOWN];
 	size_t n = 0, i;
 	int r = P11PKI_OK;
 
@@ -300,7 +300,7 @@ int tls_site_cert(const struct p11pki_binding *b, const char *where, struct tls_
 {
 	struct source s;
 	STACK_OF(X509) *rest = NULL;
-	char shown[P11PKI_SHOWN_BUF];
+	char shown[TLS_URI_SHOWN];
 	int r, on_token = 0;
 
 	*leaf = NULL;

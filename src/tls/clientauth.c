@@ -236,3 +236,18 @@ out:
 	sk_X509_CRL_pop_free(crls, X509_CRL_free);
 	return r;
 }
+
+int tls_client_auth_result(struct tls_conn *c, SSL *ssl, X509 *peer)
+{
+	char why[128];
+	int reason = c->auth_reason;
+
+	if (peer == NULL)
+		return TLS_AUTH_OK;
+	if (reason == TLS_AUTH_OK)
+		reason = tls_auth_reason_of(SSL_get_verify_result(ssl));
+	/* a resumed session skipped the verify callback */
+	if (reason == TLS_AUTH_OK && !tls_site_allowed(c->site->b, peer, why, sizeof(why)))
+		reason = TLS_AUTH_NOT_ALLOWED;
+	return reason;
+}

@@ -179,9 +179,9 @@ static int logical_line(struct reader *rd, const char *text, size_t len, size_t 
 {
 	size_t n = 0, start, end, l;
 	const char *nl;
-	int rc;
+	int rc, first = *lineno + 1;
 
-	rd->line = *lineno + 1;
+	rd->line = first;
 	for (;;) {
 		start = *pos;
 		nl = memchr(text + start, '\n', len - start);
@@ -191,12 +191,13 @@ static int logical_line(struct reader *rd, const char *text, size_t len, size_t 
 		while (end > start && text[end - 1] == '\r')
 			end--;
 		l = end - start;
-		if (n + l > P11PKI_TLSCONF_MAX_LINE) {
-			rd->line = *lineno;
+		/* a problem of this physical line names it, not the first one */
+		rd->line = *lineno;
+		if (n + l > P11PKI_TLSCONF_MAX_LINE)
 			return fail_at(rd, "line longer than %d bytes", P11PKI_TLSCONF_MAX_LINE);
-		}
 		if ((rc = check_bytes(rd, text + start, l)) != 0)
 			return rc;
+		rd->line = first;
 		memcpy(buf + n, text + start, l);
 		n += l;
 		if (!continues(buf, n) || *pos >= len)

@@ -178,6 +178,10 @@ static void handshake_done(struct tls_conn *c)
 	atomic_fetch_add(&st->handshakes[resumed ? TLS_HS_RESUMED : TLS_HS_OK], 1);
 	if (!resumed && atomic_exchange(&st->signing_ok, 1) == 0)
 		p11pki_log(P11PKI_LOG_INFO, "binding %s: the token signs again, handshakes work", st->name);
+	/* optional mode lets a failed certificate through: count it too */
+	if (c->site->b->client_auth == P11PKI_CLIENT_OPTIONAL &&
+	    (c->auth_reason = tls_client_auth_result(c, c->ssl, SSL_get0_peer_certificate(c->ssl))) != TLS_AUTH_OK)
+		atomic_fetch_add(&st->auth_failures[c->auth_reason], 1);
 	bev = bufferevent_openssl_socket_new(c->w->base, c->fd, c->ssl, BUFFEREVENT_SSL_OPEN,
 					     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (bev == NULL) {

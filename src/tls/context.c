@@ -29,7 +29,7 @@ static int load_key(struct tls_site *s, struct tls_tokens *tk, const char *where
 {
 	struct p11pki_uri *u = NULL;
 	p11pki_token *t = NULL;
-	char shown[P11PKI_SHOWN_BUF];
+	char shown[TLS_URI_SHOWN];
 	int r;
 
 	p11pki_shown(s->b->key != NULL ? s->b->key : "", shown, sizeof(shown));
@@ -57,7 +57,7 @@ out:
 static int check_cert(struct tls_site *s, const char *where)
 {
 	const struct p11pki_binding *b = s->b;
-	char subject[256], date[64], sni[P11PKI_SHOWN_BUF], key[P11PKI_SHOWN_BUF];
+	char subject[256], date[64], sni[P11PKI_SHOWN_BUF], key[TLS_URI_SHOWN];
 	EVP_PKEY *pub = X509_get0_pubkey(s->cert);
 
 	p11pki_name_text(X509_get_subject_name(s->cert), subject, sizeof(subject));

@@ -89,8 +89,7 @@ int p11pki_bindings_show(const struct p11pki_serve_config *cfg, const char *pin_
 	v = NULL;
 out:
 	p11pki_binding_views_free(v, cfg->n_bindings);
-	if (tk.m != NULL || tk.pin_source != NULL)
-		tls_tokens_close(&tk);
+	tls_tokens_close(&tk);
 	return r;
 }
 
@@ -177,7 +176,6 @@ out:
 	for (i = 0; i < g->n_sites; i++)
 		tls_site_clear(&g->site[i]);
 	free(g);
-	if (tk.m != NULL || tk.pin_source != NULL)
-		tls_tokens_close(&tk);
+	tls_tokens_close(&tk);
 	return r;
 }

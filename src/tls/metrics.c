@@ -224,9 +224,7 @@ static void admin_request(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 		return;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-		evhttp_send_error(req, 405, "Method Not Allowed");
-	} else if (path != NULL && strcmp(path, "/metrics") == 0) {
+	if (path != NULL && strcmp(path, "/metrics") == 0) {
 		/* the registries only grow, under the lock */
 		pthread_mutex_lock(&mx->lock);
 		binding_counters(o, mx);
@@ -267,7 +265,7 @@ int tls_metrics_listen(struct tls_server *srv, struct event_base *base, const st
 	}
 	if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&sa, &len) == 0)
 		tls_addr_text((struct sockaddr *)&sa, len, bound, bound_size);
-	evhttp_set_allowed_methods(mx->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_allowed_methods(mx->http, EVHTTP_REQ_GET);
 	evhttp_set_max_headers_size(mx->http, 16384);
 	evhttp_set_max_body_size(mx->http, 0);
 	evhttp_set_timeout(mx->http, 10);

@@ -101,15 +101,52 @@ static void pipe_data(struct bufferevent *from, struct bufferevent *to, int *pau
 	}
 }
 
-/* http: exactly the body the head announced, nothing after it. */
-static void pipe_body(struct tls_conn *c)
+#define SCAN_MAX 65536 /* bytes of a chunked body looked at per step */
+
+/* How much of the input is chunked body; 0 once it ended, -1 when broken. */
+static long long chunked_part(struct tls_conn *c, struct evbuffer *in)
+{
+	size_t len = evbuffer_get_length(in), n;
+	const unsigned char *p;
+	long long k, total = 0;
+
+	while (len > (size_t)total && !tls_chunked_done(&c->chunk)) {
+		n = len - (size_t)total < SCAN_MAX ? len - (size_t)total : SCAN_MAX;
+		p = evbuffer_pullup(in, (ev_ssize_t)((size_t)total + n));
+		if (p == NULL || (k = tls_chunked_scan(&c->chunk, p + total, n)) < 0)
+			return -1;
+		total += k;
+	}
+	return total;
+}
+
+/* http: exactly the body the head announced, nothing after it. Returns
+ * 0 when it closed the connection (broken chunking). */
+static int pipe_body(struct tls_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev), *out = bufferevent_get_output(c->back);
 	size_t n = evbuffer_get_length(in);
+	long long k;
 
+	if (c->chunked) {
+		if ((k = chunked_part(c, in)) < 0) {
+			p11pki_log(P11PKI_LOG_DEBUG, "binding %s: broken chunked body from %s", c->site->b->name,
+				   c->client_ip);
+			tls_conn_free(c);
+			return 0;
+		}
+		n = (size_t)k;
+		if (tls_chunked_done(&c->chunk))
+			c->body_left = (long long)n; /* the rest below ends it */
+	}
 	if (c->body_left < 0) {
-		pipe_data(c->bev, c->back, &c->client_paused);
-		return;
+		evbuffer_remove_buffer(in, out, n);
+		if (evbuffer_get_length(out) >= PIPE_MAX) {
+			bufferevent_disable(c->bev, EV_READ);
+			bufferevent_setwatermark(c->back, EV_WRITE, PIPE_MAX / 2, 0);
+			c->client_paused = 1;
+		}
+		return 1;
 	}
 	if ((long long)n > c->body_left)
 		n = (size_t)c->body_left;
@@ -123,14 +160,16 @@ static void pipe_body(struct tls_conn *c)
 		bufferevent_setwatermark(c->back, EV_WRITE, PIPE_MAX / 2, 0);
 		c->client_paused = 1;
 	}
+	return 1;
 }
 
-static void client_to_back(struct tls_conn *c)
+/* Returns 0 when the connection is gone. */
+static int client_to_back(struct tls_conn *c)
 {
 	if (c->site->b->mode == P11PKI_MODE_HTTP)
-		pipe_body(c);
-	else
-		pipe_data(c->bev, c->back, &c->client_paused);
+		return pipe_body(c);
+	pipe_data(c->bev, c->back, &c->client_paused);
+	return 1;
 }
 
 /* The client will send nothing more: pass the half-close on once the
@@ -181,8 +220,8 @@ static void connected(struct tls_conn *c)
 	}
 	if (c->body_left != 0 && !c->client_eof)
 		bufferevent_enable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-		client_to_back(c);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 && !client_to_back(c))
+		return;
 	shutdown_back_if_sent(c);
 }
 
@@ -281,8 +320,8 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
 
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state == P_PIPE && !c->closing) {
 		c->client_eof = 1;
-		if (c->back != NULL)
-			client_to_back(c);
+		if (c->back != NULL && !client_to_back(c))
+			return;
 		bufferevent_disable(c->bev, EV_READ);
 		shutdown_back_if_sent(c);
 		return;
@@ -301,22 +340,14 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 
 /* ---- http: the request head ------------------------------------------ */
 
-/* "SUCCESS", "NONE" or "FAILED:reason"; counts optional-mode failures. */
+/* "SUCCESS", "NONE" or "FAILED:reason". */
 static void client_verify(struct tls_conn *c, SSL *ssl, X509 *peer, char *buf, size_t size)
 {
-	char why[128];
-	int reason = c->auth_reason;
+	int reason = tls_client_auth_result(c, ssl, peer);
 
-	if (peer == NULL) {
+	if (peer == NULL)
 		snprintf(buf, size, "NONE");
-		return;
-	}
-	if (reason == TLS_AUTH_OK)
-		reason = tls_auth_reason_of(SSL_get_verify_result(ssl));
-	/* a resumed session skipped the verify callback */
-	if (reason == TLS_AUTH_OK && !tls_site_allowed(c->site->b, peer, why, sizeof(why)))
-		reason = TLS_AUTH_NOT_ALLOWED;
-	if (reason == TLS_AUTH_OK)
+	else if (reason == TLS_AUTH_OK)
 		snprintf(buf, size, "SUCCESS");
 	else
 		snprintf(buf, size, "FAILED:%s", tls_auth_reason_name(reason));
@@ -406,6 +437,7 @@ static void on_head(struct tls_conn *c)
 		local_answer(c, 200, "OK", "ok\n");
 		return;
 	}
+	c->chunked = h.chunked;
 	c->body_left = h.chunked ? -1 : h.content_length > 0 ? h.content_length : 0;
 	r = rewrite(c, &h);
 	p11pki_http_head_clear(&h);

@@ -135,7 +135,7 @@ static void wake_workers(struct tls_server *srv)
 {
 	unsigned i;
 
-	for (i = 0; i < srv->n_workers; i++)
+	for (i = 0; srv->worker != NULL && i < srv->n_workers; i++)
 		if (srv->worker[i].started)
 			event_active(srv->worker[i].wake, EV_READ, 0);
 }
@@ -280,9 +280,6 @@ out:
 	p11pki_serve_config_free(cfg);
 }
 
-static struct timespec drain_deadline;
-static struct event *drain_timer;
-
 static int past(const struct timespec *t)
 {
 	struct timespec now;
@@ -301,7 +298,7 @@ static void on_drain_check(evutil_socket_t fd, short what, void *arg)
 		close_listeners(srv);
 	for (i = 0; i < srv->n_workers; i++)
 		open += atomic_load(&srv->worker[i].n_conns);
-	if (open == 0 || past(&drain_deadline)) {
+	if (open == 0 || past(&srv->drain_deadline)) {
 		if (open > 0)
 			p11pki_log(P11PKI_LOG_WARN, "drain deadline: closing %u connections", open);
 		atomic_store(&srv->stopping, 1);
@@ -316,15 +313,15 @@ static void drain(struct tls_server *srv)
 
 	if (atomic_exchange(&srv->draining, 1)) {
 		p11pki_log(P11PKI_LOG_WARN, "second stop signal: closing every connection now");
-		clock_gettime(CLOCK_MONOTONIC, &drain_deadline);
+		clock_gettime(CLOCK_MONOTONIC, &srv->drain_deadline);
 		return;
 	}
 	p11pki_log(P11PKI_LOG_INFO, "stopping: no new connections, open ones have %d s to finish", TLS_DRAIN_MS / 1000);
-	clock_gettime(CLOCK_MONOTONIC, &drain_deadline);
-	drain_deadline.tv_sec += TLS_DRAIN_MS / 1000;
+	clock_gettime(CLOCK_MONOTONIC, &srv->drain_deadline);
+	srv->drain_deadline.tv_sec += TLS_DRAIN_MS / 1000;
 	wake_workers(srv);
-	if ((drain_timer = event_new(srv->base, -1, EV_PERSIST, on_drain_check, srv)) == NULL ||
-	    event_add(drain_timer, &tv) != 0)
+	if ((srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, on_drain_check, srv)) == NULL ||
+	    event_add(srv->drain_timer, &tv) != 0)
 		event_base_loopbreak(srv->base);
 }
 
@@ -403,9 +400,8 @@ static void stop(struct tls_server *srv)
 		worker_clear(&srv->worker[i]);
 	free(srv->worker);
 	close_listeners(srv);
-	if (drain_timer != NULL)
-		event_free(drain_timer);
-	drain_timer = NULL;
+	if (srv->drain_timer != NULL)
+		event_free(srv->drain_timer);
 	tls_metrics_free(srv->mx); /* its admin listener uses the main base */
 	if (srv->base != NULL)
 		event_base_free(srv->base);

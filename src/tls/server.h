@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -28,6 +29,7 @@ struct evhttp;
 #define TLS_MAX_WORKERS 256
 #define TLS_ADDR_MAX 300	/* "[v6 or host name]:port" */
 #define TLS_NAME_MAX 64		/* binding names as kept in counters */
+#define TLS_URI_SHOWN 260	/* a URI or path quoted in a message: 256 bytes */
 
 /* Defaults for settings the configuration leaves at 0. */
 #define TLS_DEFAULT_HANDSHAKE_MS 10000
@@ -189,6 +191,11 @@ void tls_site_clear(struct tls_site *s);
 int tls_site_allowed(const struct p11pki_binding *b, X509 *cert, char *why, size_t why_size);
 /* The reason for an X509_V_ERR_* code. */
 int tls_auth_reason_of(long verify_error);
+/* How the client's certificate fared (TLS_AUTH_OK without one): what
+ * the verify callback saw, or for a resumed session the stored result
+ * and the allow-lists again. */
+struct tls_conn;
+int tls_client_auth_result(struct tls_conn *c, SSL *ssl, X509 *peer);
 /* Client CAs, CRL, verify mode and callback of a site's context. */
 int tls_client_auth_setup(struct tls_site *s, const char *where);
 /* The ClientHello callback of every site's context: SNI picks the site
@@ -274,11 +281,26 @@ struct tls_server {
 	struct event_base *base;	/* main thread: signals, admin, drain */
 	atomic_int draining, stopping;
 	atomic_uint accept_stopped;
+	struct timespec drain_deadline;
+	struct event *drain_timer;	/* checks the drain's progress */
 	char admin_bound[TLS_ADDR_MAX];
 };
 
 /* The current generation with a reference for the caller. */
 struct tls_gen *tls_server_gen(struct tls_server *srv);
+
+/* ---- chunked request bodies (chunked.c) ------------------------------- */
+
+struct tls_chunked {
+	int state;
+	unsigned digits, line;
+	unsigned long long left;	/* bytes of the current chunk */
+};
+/* How many of the n bytes at p belong to the body (all of them until it
+ * ends), or -1 when the framing is broken. Start from a zeroed struct. */
+long long tls_chunked_scan(struct tls_chunked *st, const unsigned char *p, size_t n);
+/* The last chunk and the trailer have been seen. */
+int tls_chunked_done(const struct tls_chunked *st);
 
 /* ---- connections (conn.c, proxy.c) ------------------------------------ */
 
@@ -304,7 +326,9 @@ struct tls_conn {
 	size_t tried;			/* backends tried for this connection */
 	unsigned rr_start;
 	int state;
-	long long body_left;		/* http: request body bytes still to copy, -1: all */
+	long long body_left;		/* request body bytes still to copy, -1: all */
+	int chunked;			/* http: the body is chunked, chunk finds its end */
+	struct tls_chunked chunk;
 	int dying;			/* freed once its paused ASYNC job has ended */
 	int closing;			/* closed once the client's output is sent */
 	int client_eof, back_eof;

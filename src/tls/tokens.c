@@ -60,7 +60,15 @@ static int read_pin(struct tls_tokens *tk, const struct p11pki_uri *sel, p11pki_
 	return r;
 }
 
-static int rsa_pss_of(struct tls_tokens *tk, p11pki_token *t)
+static int field_matches(const char *want, const char *have)
+{
+	return want == NULL || strcmp(want, have) == 0;
+}
+
+/* Whether the token sel selects can sign RSA-PSS. Asked before the token
+ * is opened and logged in: listing the slots (libp11) closes every
+ * session of the module, which would log the token out again. */
+static int rsa_pss_of(struct tls_tokens *tk, const struct p11pki_uri *sel)
 {
 	struct p11pki_token_info *infos = NULL;
 	size_t n = 0, i;
@@ -69,7 +77,10 @@ static int rsa_pss_of(struct tls_tokens *tk, p11pki_token *t)
 	if (p11pki_module_tokens(tk->m, &infos, &n) != 0)
 		return 0;
 	for (i = 0; i < n; i++)
-		if (infos[i].present && strcmp(infos[i].label, p11pki_token_label(t)) == 0)
+		if (infos[i].present && field_matches(sel->token, infos[i].label) &&
+		    field_matches(sel->serial, infos[i].serial) && field_matches(sel->model, infos[i].model) &&
+		    field_matches(sel->manufacturer, infos[i].manufacturer) &&
+		    (!sel->has_slot_id || sel->slot_id == infos[i].slot_id))
 			pss = infos[i].can_rsa_pss;
 	p11pki_token_info_free(infos, n);
 	return pss;
@@ -81,7 +92,7 @@ int tls_tokens_get(struct tls_tokens *tk, const struct p11pki_uri *sel, p11pki_t
 	p11pki_token *tok = NULL;
 	char *key = NULL;
 	size_t i;
-	int r;
+	int r, pss;
 
 	*t = NULL;
 	if ((r = selector_text(sel, &key)) != 0)
@@ -99,6 +110,7 @@ int tls_tokens_get(struct tls_tokens *tk, const struct p11pki_uri *sel, p11pki_t
 		r = p11pki_fail(P11PKI_E_ARG, "the keys name more than %d tokens", TLS_MAX_TOKENS);
 		goto out;
 	}
+	pss = rsa_pss_of(tk, sel);
 	if ((r = p11pki_token_open(tk->m, sel, &tok)) != 0)
 		goto out;
 	if (tk->login && ((r = read_pin(tk, sel, tok, &pin)) != 0 || (r = p11pki_token_login(tok, pin)) != 0))
@@ -107,7 +119,7 @@ int tls_tokens_get(struct tls_tokens *tk, const struct p11pki_uri *sel, p11pki_t
 		p11pki_token_set_pool_size(tok, tk->pool);
 	tk->tok[tk->n].sel = key;
 	tk->tok[tk->n].t = tok;
-	tk->tok[tk->n].can_rsa_pss = rsa_pss_of(tk, tok);
+	tk->tok[tk->n].can_rsa_pss = pss;
 	if (can_pss != NULL)
 		*can_pss = tk->tok[tk->n].can_rsa_pss;
 	tk->n++;

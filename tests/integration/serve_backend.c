@@ -7,7 +7,10 @@
  *   http  reads a request head and its Content-Length body and answers
  *         200 with "backend NAME" and the request as it arrived, so tests
  *         see the headers the proxy sent; GET /slow/N answers N KiB of
- *         'x' in 16 KiB pieces, 20 ms apart; GET /status/N answers N.
+ *         'x' in 16 KiB pieces, 20 ms apart; GET /status/N answers N;
+ *         with "X-Test-Linger: 1" it also reads whatever else arrives in
+ *         the next 300 ms (a chunked body, bytes after the body) and
+ *         echoes that too.
  * Every connection is logged on stdout as "NAME accepted". */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +111,12 @@ static void http(int fd)
 		body = BODY_MAX;
 	while (n < head_len + body && (r = read(fd, req + n, head_len + body - n)) > 0)
 		n += (size_t)r;
+	if (strcasestr(req, "\r\nX-Test-Linger: 1\r\n") != NULL) {
+		struct timeval tv = { 0, 300000 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (n < HEAD_MAX + BODY_MAX && (r = read(fd, req + n, HEAD_MAX + BODY_MAX - n)) > 0)
+			n += (size_t)r;
+	}
 	req[n] = '\0';
 	if (sscanf(req, "GET /slow/%ld ", &kib) == 1) {
 		slow(fd, kib);

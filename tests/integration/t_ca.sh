@@ -52,7 +52,7 @@ token_csr() {
 	p11 csr --key "$uri" "$@" -o "$T/$name.csr"
 }
 # soft_csr NAME OPENSSL-REQ-ARGS...: a CSR for a software key (sw.key)
-[ -f "$T/sw.key" ] || run openssl genrsa -out "$T/sw.key" 2048 >/dev/null 2>&1
+run openssl genrsa -out "$T/sw.key" 2048 >/dev/null 2>&1
 soft_csr() { local n=$1; shift; run openssl req -new -key "$T/sw.key" -out "$T/$n.csr" "$@" >/dev/null 2>&1; }
 
 # validate LEAF ROOT ISSUING USAGE(server|client): the three validators

@@ -469,6 +469,7 @@ static void test_syntax_errors(void **state)
 	refused("a = 5 $\n", "t.conf:1: '$' names no variable");
 	refused("a = b\x01\n", "t.conf:1: control character 0x01");
 	refused("a = b\nc = \xff\n", "t.conf:2: not valid UTF-8");
+	refused("a = b \\\nc\x7f\n", "t.conf:2: control character 0x7f");
 	refused(BASE "sni = a\\tb\n", "t.conf:8: www/sni: control character 0x09 in the value");
 	refused("\xff\xfe[\0 \0", "t.conf:1: the file is UTF-16: save it as UTF-8");
 }
