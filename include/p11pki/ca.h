@@ -74,6 +74,7 @@ typedef struct p11pki_ca p11pki_ca;
  * past_issuer = cap | refuse (cap). */
 struct p11pki_ca_settings {
 	unsigned default_days, default_crl_days;
+	int has_default_days;	/* set in the config: wins over the profile's */
 	struct p11pki_policy policy;
 	int has_policy;
 	char *crl_url, *ocsp_url, *issuers_url;

@@ -25,13 +25,14 @@ struct p11pki_ca {
 
 int p11pki_serial_normalize(const char *in, char *out, size_t size)
 {
+	const char *given = in;
 	size_t n = 0;
 
 	for (; *in != '\0'; in++) {
 		if (*in == ':' || *in == ' ')
 			continue;
 		if (!isxdigit((unsigned char)*in))
-			return p11pki_fail(P11PKI_E_ARG, "serial '%s' is not hexadecimal", in);
+			return p11pki_fail(P11PKI_E_ARG, "serial '%.64s' is not hexadecimal", given);
 		if (n == 0 && *in == '0')
 			continue;
 		if (n + 1 >= size)
@@ -370,6 +371,12 @@ X509 *p11pki_ca_cert(const p11pki_ca *ca)
 	return ca->cert;
 }
 
+/* The CA's default_days, kept within the profile's maximum. */
+static unsigned min_days(unsigned a, unsigned max)
+{
+	return max != 0 && a > max ? max : a;
+}
+
 /* A request for CA:TRUE is refused on end-entity profiles. */
 static int asks_for_ca(STACK_OF(X509_EXTENSION) *exts)
 {
@@ -381,6 +388,26 @@ static int asks_for_ca(STACK_OF(X509_EXTENSION) *exts)
 }
 
 /* Every DNS name must match one of the profile's patterns (if any). */
+/* A DNS name in a request must be what p11pki_host_to_ascii makes of it:
+ * ASCII, lowercase A-labels, a wildcard only as the whole leftmost label
+ * and never over a single label. */
+static int dns_name_ok(const char *host, size_t len)
+{
+	char *ascii = NULL;
+	int same;
+
+	if (strlen(host) != len || p11pki_host_to_ascii(host, &ascii) != 0)
+		return p11pki_fail(P11PKI_E_POLICY, "the request's subjectAltName dns:%.*s is not a valid host name",
+				   (int)(len > 80 ? 80 : len), host);
+	same = strcmp(ascii, host) == 0;
+	free(ascii);
+	if (!same)
+		return p11pki_fail(P11PKI_E_POLICY,
+				   "the request's subjectAltName dns:%.*s is not in ASCII (A-label) form", (int)(len > 80 ? 80 : len),
+				   host);
+	return P11PKI_OK;
+}
+
 static int check_names(const struct p11pki_profile *p, const GENERAL_NAMES *sans)
 {
 	int i;
@@ -392,9 +419,15 @@ static int check_names(const struct p11pki_profile *p, const GENERAL_NAMES *sans
 	for (i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
 		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
 		const char *host;
-		if (gn->type != GEN_DNS || p->n_allowed_dns == 0)
+		int r;
+		if (gn->type != GEN_DNS)
 			continue;
 		host = (const char *)ASN1_STRING_get0_data(gn->d.dNSName);
+		/* a request may carry any bytes: only well-formed A-labels pass */
+		if ((r = dns_name_ok(host, (size_t)ASN1_STRING_length(gn->d.dNSName))) != 0)
+			return r;
+		if (p->n_allowed_dns == 0)
+			continue;
 		for (k = 0; k < p->n_allowed_dns; k++)
 			if (p11pki_host_pattern_match(p->allowed_dns[k], host))
 				break;
@@ -458,7 +491,7 @@ int p11pki_ca_issue(p11pki_ca *ca, const struct p11pki_issue *req, X509 **out)
 	t.crl_url = ca->settings.crl_url;
 	t.ocsp_url = ca->settings.ocsp_url;
 	t.issuers_url = ca->settings.issuers_url;
-	if ((r = validity(&prof, req->days ? req->days : prof.default_days, ca->cert, ca->settings.refuse_past_issuer,
+	if ((r = validity(&prof, req->days ? req->days : ca->settings.has_default_days ? min_days(ca->settings.default_days, prof.max_days) : prof.default_days, ca->cert, ca->settings.refuse_past_issuer,
 			  &t.not_before, &t.not_after)) != 0)
 		goto out;
 	for (attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
@@ -489,7 +522,9 @@ int p11pki_ca_revoke(p11pki_store *st, const char *ca_name, const char *serial, 
 	char norm[80];
 	int r;
 
-	if (reason < 0 || reason > 10 || reason == 7)
+	/* 7 is unused; removeFromCRL (8) belongs to delta CRLs and aACompromise
+	 * (10) to attribute certificates: neither goes on this CA's CRLs */
+	if (reason < 0 || reason > 9 || reason == 7 || reason == 8)
 		return p11pki_fail(P11PKI_E_ARG, "revocation reason %d is not an RFC 5280 reason", reason);
 	if ((r = p11pki_serial_normalize(serial, norm, sizeof(norm))) != 0)
 		return r;

@@ -68,8 +68,10 @@ static int load_policy(const CONF *conf, const char *section, const char *name, 
 
 static int apply(const CONF *conf, const char *section, const CONF_VALUE *v, struct p11pki_ca_settings *s)
 {
-	if (strcmp(v->name, "default_days") == 0)
+	if (strcmp(v->name, "default_days") == 0) {
+		s->has_default_days = 1;
 		return days_value(section, v->name, v->value, &s->default_days);
+	}
 	if (strcmp(v->name, "default_crl_days") == 0)
 		return days_value(section, v->name, v->value, &s->default_crl_days);
 	if (strcmp(v->name, "policy") == 0) {

@@ -118,7 +118,8 @@ static CK_RV login(p11pki_token *t, CK_SESSION_HANDLE s)
  * file; they pass on a second try. */
 static int transient(CK_RV rv)
 {
-	return rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_ERROR || rv == CKR_USER_PIN_NOT_INITIALIZED;
+	return rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_ERROR || rv == CKR_USER_PIN_NOT_INITIALIZED ||
+	       rv == CKR_TOKEN_NOT_RECOGNIZED;
 }
 
 /* Opens one session and logs it in if the token is not logged in yet.

@@ -84,9 +84,7 @@ refuse "countryName 'HK' does not match the CA's 'US'" country
 ok "refused: a different O (both values named), no CN, no ST, a different C"
 
 # ---- default_days, default_crl_days ---------------------------------------
-# BUG: p11pki_ca_issue uses the profile's default (365), not [ ca_clients ]
-# default_days = 200 (see the report); the assertion warns until fixed.
-[ "$(days_of "$T/alice.crt")" -eq 200 ] || known_bug "default_days = 200 gave $(days_of "$T/alice.crt") days"
+[ "$(days_of "$T/alice.crt")" -eq 200 ] || fail "default_days = 200 gave $(days_of "$T/alice.crt") days"
 sign --csr "$T/bob.csr" --days 100 -o "$T/bob100.crt"
 [ "$(days_of "$T/bob100.crt")" -eq 100 ] || fail "--days 100 gave $(days_of "$T/bob100.crt") days"
 p11 ca crl -c "$CONF" --ca clients -o "$T/clients.crl"
