@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -438,6 +439,35 @@ static int check_names(const struct p11pki_profile *p, const GENERAL_NAMES *sans
 	return P11PKI_OK;
 }
 
+/* A CN that names a host must also be one of the DNS subjectAltNames (CA/B
+ * Forum Baseline Requirements), so it passes the same checks they do. */
+static int check_cn(const X509_NAME *subject, const GENERAL_NAMES *sans)
+{
+	int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+	const ASN1_STRING *cn;
+	unsigned char *text = NULL;
+	int len, j, found = 0;
+
+	if (i < 0)
+		return P11PKI_OK;
+	cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
+	if ((len = ASN1_STRING_to_UTF8(&text, cn)) < 0)
+		return p11pki_fail(P11PKI_E_ARG, "the request's commonName cannot be read");
+	if (!p11pki_looks_like_host((char *)text) || sans == NULL || sk_GENERAL_NAME_num(sans) == 0) {
+		OPENSSL_free(text);
+		return P11PKI_OK; /* a person's name, or no SANs to compare with */
+	}
+	for (j = 0; j < sk_GENERAL_NAME_num(sans) && !found; j++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, j);
+		found = gn->type == GEN_DNS && ASN1_STRING_length(gn->d.dNSName) == len &&
+			strncasecmp((const char *)ASN1_STRING_get0_data(gn->d.dNSName), (char *)text, (size_t)len) == 0;
+	}
+	if (!found)
+		p11pki_fail(P11PKI_E_POLICY, "the request's commonName '%.80s' is not one of its DNS subjectAltNames", text);
+	OPENSSL_free(text);
+	return found ? P11PKI_OK : P11PKI_E_POLICY;
+}
+
 /* The CA's certificate allows issuing CA certificates only without a
  * pathlen of 0. */
 static int can_issue(const p11pki_ca *ca, const struct p11pki_profile *p)
@@ -480,7 +510,7 @@ int p11pki_ca_issue(p11pki_ca *ca, const struct p11pki_issue *req, X509 **out)
 					X509_REQ_get_subject_name(req->csr), &subject);
 	else if ((subject = X509_NAME_dup(X509_REQ_get_subject_name(req->csr))) == NULL)
 		r = p11pki_fail(P11PKI_E_NOMEM, "out of memory");
-	if (r != 0)
+	if (r != 0 || (r = check_cn(subject, sans)) != 0)
 		goto out;
 	pub = X509_REQ_get0_pubkey(req->csr);
 	t.subject = subject;
