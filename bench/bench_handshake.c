@@ -2,7 +2,8 @@
  *
  * A TLS client for handshake benchmarks: THREADS threads each loop over
  * full handshakes (no session resumption) plus one tiny HTTP request per
- * connection, for SECONDS. With SERVER_PID, the server process's own CPU
+ * connection (GET /healthz), for SECONDS. With SERVER_PID (a comma list
+ * of pids is summed), the server process's own CPU
  * time (user + system, from /proc/PID/stat) is read before and after, so
  * the server's cost per handshake is reported beside the rate: on a small
  * machine the client costs more CPU than the server, and handshakes/s
@@ -53,7 +54,7 @@ static int connect_tcp(void)
 /* One connection: handshake, GET /, read to the end. */
 static int one(void)
 {
-	static const char req[] = "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
 	char buf[4096];
 	SSL *ssl = NULL;
 	int fd, ok = 0, n;
@@ -88,7 +89,7 @@ static void *worker(void *arg)
 }
 
 /* utime + stime of a process, in seconds. */
-static double cpu_of(const char *pid)
+static double cpu_of_one(const char *pid)
 {
 	char path[64], buf[2048], *p;
 	unsigned long ut = 0, st = 0;
@@ -109,6 +110,27 @@ static double cpu_of(const char *pid)
 	if (p == NULL || sscanf(p, " %lu %lu", &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Summed over a comma list of pids (nginx's master and workers). */
+static double cpu_of(const char *pids)
+{
+	char one[32];
+	double sum = 0, v;
+	size_t len;
+
+	while (*pids != '\0') {
+		len = strcspn(pids, ",");
+		if (len == 0 || len >= sizeof(one))
+			return -1;
+		memcpy(one, pids, len);
+		one[len] = '\0';
+		if ((v = cpu_of_one(one)) < 0)
+			return -1;
+		sum += v;
+		pids += len + (pids[len] == ',');
+	}
+	return sum;
 }
 
 int main(int argc, char **argv)

@@ -421,8 +421,11 @@ static int set_key(struct loader *ld, const struct p11pki_tlsconf_entry *e, stru
 {
 	int rc;
 
+	/* file:PATH is the explicit exception, for comparisons and migrations */
+	if (strncmp(e->value, "file:", 5) == 0 && e->value[5] != '\0')
+		return dup_to(e->value, &b->key);
 	if (!is_uri(e->value))
-		return bad_entry(ld, e, "expected a PKCS#11 URI (pkcs11:...): server keys stay on the token");
+		return bad_entry(ld, e, "expected a PKCS#11 URI (pkcs11:...) or file:PATH: server keys stay on the token");
 	if ((rc = check_uri(ld, e, e->value, P11PKI_OBJ_PRIVATE)) != 0)
 		return rc;
 	return dup_to(e->value, &b->key);

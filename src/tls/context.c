@@ -7,6 +7,8 @@
  * TLS 1.3 only. */
 #include <string.h>
 
+#include <openssl/pem.h>
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
@@ -25,6 +27,22 @@ static const char rsa_pkcs1_sigalgs[] = "RSA+SHA256:RSA+SHA384:RSA+SHA512";
 
 #define SESSION_CACHE_SIZE 20480
 
+/* key = file:PATH, for comparisons with a software key (benchmarks) and
+ * migrations: the key is in memory, so the start-up log says so. */
+static int load_file_key(const char *path, const char *where, EVP_PKEY **out)
+{
+	FILE *fp = fopen(path, "r");
+
+	if (fp == NULL)
+		return p11pki_fail(P11PKI_E_IO, "%s: cannot read key file %s", where, path);
+	*out = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (*out == NULL)
+		return p11pki_fail(P11PKI_E_ARG, "%s: %s is not an unencrypted PEM private key", where, path);
+	p11pki_log(P11PKI_LOG_WARN, "%s: the key comes from the file %s, not from a token", where, path);
+	return P11PKI_OK;
+}
+
 static int load_key(struct tls_site *s, struct tls_tokens *tk, const char *where, int *can_pss)
 {
 	struct p11pki_uri *u = NULL;
@@ -35,6 +53,11 @@ static int load_key(struct tls_site *s, struct tls_tokens *tk, const char *where
 	p11pki_shown(s->b->key != NULL ? s->b->key : "", shown, sizeof(shown));
 	if (s->b->key == NULL) {
 		r = p11pki_fail(P11PKI_E_ARG, "%s: no key", where);
+		goto out;
+	}
+	if (strncmp(s->b->key, "file:", 5) == 0) {
+		*can_pss = 1;
+		r = load_file_key(s->b->key + 5, where, &s->key);
 		goto out;
 	}
 	if ((r = p11pki_uri_parse(s->b->key, &u)) != 0) {
