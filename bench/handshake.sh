@@ -3,20 +3,26 @@
 # request (GET /healthz) per connection, from bench_handshake's threads,
 # against p11pki serve with the key on a SoftHSM2 token and with the same
 # key from a file, and nginx with the key in a file and on the same token
-# through libp11's engine, all in one run. Prints handshakes/s and the
-# server's own CPU time per handshake (from its /proc rusage). Then the
-# slow-token case: 20 ms per C_Sign through the fault-injection module,
-# p11pki serve versus nginx with the engine.
-# Usage: bench/handshake.sh [SECONDS per cell, default 5] [CLIENT THREADS, default 8]
+# through libp11's engine. All four servers of a cell run at once and are
+# measured in turn, ROUNDS times, each round in a new order; the figures
+# are medians over the rounds, so a burst of other work on this small
+# machine spoils a round, not a server. Prints handshakes/s and the
+# server's own CPU time per handshake (from /proc, user + system). Then
+# the slow-token case: 20 ms per C_Sign through the fault-injection
+# module, p11pki serve against nginx with the engine.
+# Usage: bench/handshake.sh [SECONDS per measurement, default 3] [ROUNDS, default 5] [CLIENT THREADS, default 8]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-5}
-threads=${2:-8}
+secs=${1:-3}
+rounds=${2:-5}
+threads=${3:-8}
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" >/dev/null
 p11pki=$PWD/$build/p11pki client=$PWD/$build/bench/bench_handshake fault=$PWD/$build/tests/p11fault.so
 softhsm=/usr/lib/softhsm/libsofthsm2.so engine=$(find /usr/lib -name pkcs11.so -path '*engines-3*' | head -1)
+have_nginx=1
+command -v nginx >/dev/null && [ -n "$engine" ] || have_nginx=0
 
 T=$(mktemp -d /tmp/p11pki-hs.XXXXXX)
 pids=()
@@ -42,41 +48,44 @@ for k in ec rsa; do
 		--pin-source "file:$T/user.pin" >/dev/null 2>&1
 done
 
-wait_port() { # FILE -> port from a bound_file or nginx's fixed port
+wait_port() { # FILE -> port from a bound_file
 	for _ in $(seq 100); do [ -s "$1" ] && break; sleep 0.1; done
 	awk '$1 == "b" { sub(/.*:/, "", $2); print $2 }' "$1"
 }
 
-start_p11pki() { # KEY(token|file) TYPE MODULE -> sets port, spid
-	local key=pkcs11:token=bench\;object=$2\;type=private
-	[ "$1" = file ] && key=file:$T/$2.key
-	rm -f "$T/bound"
-	cat >"$T/serve.conf" <<-CONF
+# Each server gets a name (its directory under $T): NAME.port, NAME.pids.
+start_p11pki() { # NAME KEY(token|file) TYPE MODULE
+	local d=$T/$1 key=pkcs11:token=bench\;object=$3\;type=private
+	[ "$2" = file ] && key=file:$T/$3.key
+	mkdir -p "$d"
+	cat >"$d/serve.conf" <<-CONF
 	[ serve ]
 	bindings = b
 	workers = 2
-	bound_file = $T/bound
-	module = $3
+	bound_file = $d/bound
+	module = $4
 	pin_source = file:$T/user.pin
 	[ b ]
 	listen = 127.0.0.1:0
-	cert = $T/$2.crt
+	cert = $T/$3.crt
 	key = $key
 	mode = http
 	backends = 127.0.0.1:9
 	CONF
-	"$p11pki" serve -c "$T/serve.conf" 2>>"$T/serve.log" &
-	spid=$!
-	pids+=("$spid")
-	port=$(wait_port "$T/bound")
+	"$p11pki" serve -c "$d/serve.conf" 2>>"$d/log" &
+	pids+=("$!")
+	echo "$!" >"$d/pids"
+	wait_port "$d/bound" >"$d/port"
+	[ -s "$d/port" ] || { echo "p11pki serve did not start: $(tail -1 "$d/log")" >&2; exit 1; }
 }
 
 nport=18443
-start_nginx() { # KEY(token|file) TYPE MODULE -> sets port, spid (comma list)
-	local key=$T/$2.key
-	[ "$1" = token ] && key="engine:pkcs11:pkcs11:token=bench;object=$2;type=private;pin-value=$pin"
+start_nginx() { # NAME KEY(token|file) TYPE MODULE
+	local d=$T/$1 key=$T/$3.key m
+	[ "$2" = token ] && key="engine:pkcs11:pkcs11:token=bench;object=$3;type=private;pin-value=$pin"
+	mkdir -p "$d"
 	nport=$((nport + 1))
-	cat >"$T/openssl.cnf" <<-CONF
+	cat >"$d/openssl.cnf" <<-CONF
 	openssl_conf = init
 	[ init ]
 	engines = engines
@@ -85,72 +94,111 @@ start_nginx() { # KEY(token|file) TYPE MODULE -> sets port, spid (comma list)
 	[ pkcs11 ]
 	engine_id = pkcs11
 	dynamic_path = $engine
-	MODULE_PATH = $3
+	MODULE_PATH = $4
 	init = 1
 	CONF
-	cat >"$T/nginx.conf" <<-CONF
+	# like p11pki's defaults: a session cache and tickets, 2 workers
+	cat >"$d/nginx.conf" <<-CONF
 	user root;
 	worker_processes 2;
 	daemon off;
-	pid $T/nginx.pid;
-	error_log $T/nginx.err;
+	pid $d/nginx.pid;
+	error_log $d/log;
 	env OPENSSL_CONF; env SOFTHSM2_CONF; env P11FAULT_MODULE; env P11FAULT_CONFIG;
 	events { worker_connections 4096; }
 	http {
 		access_log off;
 		server {
 			listen 127.0.0.1:$nport ssl;
-			ssl_certificate $T/$2.crt;
+			ssl_certificate $T/$3.crt;
 			ssl_certificate_key "$key";
 			ssl_protocols TLSv1.2 TLSv1.3;
-			ssl_session_tickets off;
+			ssl_session_cache shared:SSL:10m;
 			location /healthz { return 200 "ok\n"; }
 		}
 	}
 	CONF
-	OPENSSL_CONF=$T/openssl.cnf nginx -c "$T/nginx.conf" 2>>"$T/nginx.err" &
+	OPENSSL_CONF=$d/openssl.cnf nginx -c "$d/nginx.conf" 2>>"$d/log" &
 	pids+=("$!")
-	for _ in $(seq 100); do [ -s "$T/nginx.pid" ] && break; sleep 0.1; done
+	for _ in $(seq 100); do [ -s "$d/nginx.pid" ] && break; sleep 0.1; done
 	sleep 0.5
-	spid=$(pgrep -d, -f "nginx.*$T/nginx.conf")
-	port=$nport
+	m=$(cat "$d/nginx.pid")
+	echo "$m,$(pgrep -d, -P "$m")" >"$d/pids"
+	echo "$nport" >"$d/port"
 }
 
-stop() { # PIDS (comma list)
+stop_all() {
 	local p
-	for p in ${1//,/ }; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	sleep 0.5
-	rm -f "$T/nginx.pid"
+	pids=()
 }
 
-measure() { # LABEL PROTO
-	local out
-	out=$("$client" 127.0.0.1 "$port" "$threads" "$secs" "$2" "$spid")
-	printf '%-44s %s\n' "$1" "$out"
-	echo "$out" >"$T/last"
+measure() { # NAME PROTO THREADS -> appends "rate us_per_hs" to NAME.runs
+	local d=$T/$1 out
+	out=$("$client" 127.0.0.1 "$(cat "$d/port")" "$3" "$secs" "$2" "$(cat "$d/pids")")
+	echo "$out" | awk '{ sub("/s$", "", $4); print $4, $6, $8 }' >>"$d/runs"
 }
 
-command -v nginx >/dev/null || echo "(nginx not installed: its rows are skipped)"
-echo "handshakes: $threads client threads, $secs s per cell, 2 server workers, no resumption"
+median() { # NAME COLUMN -> median of that column over the rounds
+	sort -g -k"$2" "$T/$1/runs" | awk -v c="$2" '{ v[NR] = $c } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+failures() { awk '{ f += $3 } END { print f + 0 }' "$T/$1/runs"; }
+
+report() { # NAME LABEL
+	printf '%-40s %9.1f %12.1f %9s\n' "$2" "$(median "$1" 1)" "$(median "$1" 2)" "$(failures "$1")"
+}
+
+ratio() { # LABEL NAME_A NAME_B TARGET_MAX -> CPU per handshake A/B
+	awk -v a="$(median "$2" 2)" -v b="$(median "$3" 2)" -v l="$1" -v t="$4" \
+		'BEGIN { r = b > 0 ? a / b : 0; printf "  %-52s %5.2f (target <= %s: %s)\n", l, r, t, (r <= t ? "PASS" : "MISS") }'
+}
+
+echo "handshakes: $threads client threads, $rounds rounds of $secs s per server, 2 server workers, no resumption"
+[ $have_nginx = 1 ] || echo "(nginx or libp11's engine not installed: nginx is left out)"
+printf '%-40s %9s %12s %9s\n' "server, key, protocol" "hs/s" "server µs/hs" "failures"
 for cell in "ec tls1.3" "rsa tls1.3" "rsa tls1.2"; do
 	set -- $cell
-	for key in token file; do
-		start_p11pki $key "$1" "$softhsm"; measure "p11pki serve, $1 key in $key, $2" "$2"; stop "$spid"
-		if command -v nginx >/dev/null; then
-			start_nginx $key "$1" "$softhsm"; measure "nginx, $1 key in $key, $2" "$2"; stop "$spid"
-		fi
+	c=$1-${2/./}
+	names=("p-$c-token" "p-$c-file")
+	start_p11pki "p-$c-token" token "$1" "$softhsm"
+	start_p11pki "p-$c-file" file "$1" "$softhsm"
+	if [ $have_nginx = 1 ]; then
+		start_nginx "n-$c-token" token "$1" "$softhsm"
+		start_nginx "n-$c-file" file "$1" "$softhsm"
+		names+=("n-$c-token" "n-$c-file")
+	fi
+	for r in $(seq "$rounds"); do
+		for n in $(printf '%s\n' "${names[@]}" | shuf --random-source=<(yes "$r")); do
+			measure "$n" "$2" "$threads"
+		done
 	done
+	stop_all
+	report "p-$c-token" "p11pki serve, $1 on the token, $2"
+	report "p-$c-file" "p11pki serve, $1 from a file, $2"
+	if [ $have_nginx = 1 ]; then
+		report "n-$c-token" "nginx, $1 on the token (engine), $2"
+		report "n-$c-file" "nginx, $1 from a file, $2"
+		ratio "server CPU/hs, p11pki/nginx, key on the token" "p-$c-token" "n-$c-token" 1.00
+		ratio "server CPU/hs, p11pki/nginx, key from a file" "p-$c-file" "n-$c-file" 1.00
+	fi
 done
 
 echo
 echo "slow token: 20 ms per C_Sign (fault-injection module), ec key, tls1.3, 64 client threads"
 export P11FAULT_MODULE=$softhsm P11FAULT_CONFIG=$T/fault.conf
 echo "latency C_Sign 20" >"$T/fault.conf"
-threads=64
-start_p11pki token ec "$fault"; measure "p11pki serve, token behind 20 ms latency" tls1.3; stop "$spid"
-p=$(awk '{ print $4 }' "$T/last")
-if command -v nginx >/dev/null; then
-	start_nginx token ec "$fault"; measure "nginx + engine, token behind 20 ms latency" tls1.3; stop "$spid"
-	n=$(awk '{ print $4 }' "$T/last")
-	awk -v p="$p" -v n="$n" 'BEGIN { r = n > 0 ? p / n : 0; printf "p11pki / nginx+engine: %.1fx (target >= 10x: %s)\n", r, r >= 10 ? "PASS" : "MISS" }'
+start_p11pki slow-p token ec "$fault"
+[ $have_nginx = 1 ] && start_nginx slow-n token ec "$fault"
+for r in 1 2 3; do
+	measure slow-p tls1.3 64
+	[ $have_nginx = 1 ] && measure slow-n tls1.3 64
+done
+stop_all
+report slow-p "p11pki serve, token behind 20 ms"
+if [ $have_nginx = 1 ]; then
+	report slow-n "nginx + engine, token behind 20 ms"
+	awk -v p="$(median slow-p 1)" -v n="$(median slow-n 1)" \
+		'BEGIN { r = n > 0 ? p / n : 0; printf "  handshakes/s, p11pki/nginx+engine: %.1fx (target >= 10x: %s)\n", r, (r >= 10 ? "PASS" : "MISS") }'
 fi

@@ -57,6 +57,7 @@ struct p11pki_serve_config {
 	int has_admin;
 	struct p11pki_endpoint admin;
 	unsigned workers;		/* 0: one per core */
+	unsigned signing_threads;	/* token signatures in flight; 0: the default */
 	char *pid_file, *bound_file;
 	char *module, *pin_source;	/* token access for the keys */
 };

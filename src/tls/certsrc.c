@@ -313,7 +313,14 @@ int tls_site_cert(const struct p11pki_binding *b, const char *where, struct tls_
 		r = p11pki_fail(P11PKI_E_ARG, "%s: no key", s.where);
 		goto out;
 	}
-	if ((r = p11pki_uri_parse(b->key, &s.key)) != 0) {
+	if (strncmp(b->key, "file:", 5) == 0) {
+		/* a key from a file goes with a certificate from a file */
+		if (b->cert == NULL || is_uri(b->cert) || strncmp(b->cert, "sha1:", 5) == 0 ||
+		    strncmp(b->cert, "sha256:", 7) == 0) {
+			r = p11pki_fail(P11PKI_E_ARG, "%s: key = file:... needs cert = PATH of a PEM file", s.where);
+			goto out;
+		}
+	} else if ((r = p11pki_uri_parse(b->key, &s.key)) != 0) {
 		r = tls_fail_wrapf(r, "%s: key %s", s.where, p11pki_shown(b->key, shown, sizeof(shown)));
 		goto out;
 	}

@@ -40,7 +40,7 @@ enum {
 };
 
 /* [ serve ] keys. */
-enum { S_BINDINGS, S_ADMIN, S_WORKERS, S_PID_FILE, S_BOUND_FILE, S_MODULE, S_PIN_SOURCE, S_COUNT };
+enum { S_BINDINGS, S_ADMIN, S_WORKERS, S_PID_FILE, S_BOUND_FILE, S_MODULE, S_PIN_SOURCE, S_SIGNING_THREADS, S_COUNT };
 
 struct loader {
 	struct p11pki_tlsconf *c;
@@ -908,6 +908,11 @@ static int set_workers(struct loader *ld, const struct p11pki_tlsconf_entry *e)
 	return number(ld, e, 0, 1024, &ld->cfg->workers);
 }
 
+static int set_signing_threads(struct loader *ld, const struct p11pki_tlsconf_entry *e)
+{
+	return number(ld, e, 0, 256, &ld->cfg->signing_threads);
+}
+
 static int set_pid_file(struct loader *ld, const struct p11pki_tlsconf_entry *e)
 {
 	return dup_to(e->value, &ld->cfg->pid_file);
@@ -950,6 +955,7 @@ static const struct {
 	[S_BOUND_FILE] = {"bound_file", set_bound_file},
 	[S_MODULE] = {"module", set_module},
 	[S_PIN_SOURCE] = {"pin_source", set_pin_source},
+	[S_SIGNING_THREADS] = {"signing_threads", set_signing_threads},
 };
 
 /* ---- sections ---------------------------------------------------------- */

@@ -21,7 +21,7 @@
 #include "tls/server.h"
 
 #define DRAIN_CHECK_MS 50
-#define MAX_SIGNING_THREADS 64
+#define DEFAULT_SIGNING_THREADS 32
 
 struct tls_gen *tls_server_gen(struct tls_server *srv)
 {
@@ -348,8 +348,9 @@ static int start(struct tls_server *srv, struct p11pki_serve_config *cfg, const 
 	int r;
 
 	srv->n_workers = worker_count(cfg);
-	/* a slow token keeps several signatures in flight per worker */
-	srv->signing_threads = srv->n_workers * 4 > MAX_SIGNING_THREADS ? MAX_SIGNING_THREADS : srv->n_workers * 4;
+	/* a slow token (network HSM, USB) keeps many signatures in flight while
+	 * the event loops go on serving; idle signing threads cost nothing */
+	srv->signing_threads = cfg->signing_threads > 0 ? cfg->signing_threads : DEFAULT_SIGNING_THREADS;
 	if ((srv->config_path = strdup(cfg->path != NULL ? cfg->path : "")) == NULL)
 		return p11pki_fail(P11PKI_E_NOMEM, "out of memory");
 	if ((r = tls_tokens_init(&srv->tokens, cfg->module, pin_source != NULL ? pin_source : cfg->pin_source, 1,

@@ -5,8 +5,18 @@
  * result is ready. The event loop meanwhile serves other connections, so
  * a slow token (a network HSM, a USB token) keeps many signatures in
  * flight instead of stalling everything. Outside a job, or when no
- * signing threads run, the operation simply runs on the caller's thread. */
+ * signing threads run, the operation simply runs on the caller's thread.
+ *
+ * A token that computes rather than waits (SoftHSM2, or any module doing
+ * the maths on the host CPU) gains nothing from the hand-off: the CPU
+ * must be spent anyway, and two thread switches per signature cost more
+ * than they save. So each token keeps moving averages of the time its
+ * signatures spend computing on our CPU and waiting on the device; a
+ * token that mostly waits (an HSM across a network, a USB card) is served
+ * by the signing threads, one that computes signs on the caller's thread,
+ * as nginx does. A token that turns slow is moved on its next signature. */
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,9 +35,10 @@ struct async_op {
 	int (*fn)(void *arg);
 	void *arg;
 	int efd;
+	p11pki_token *t;
 	int result;
 	char message[256];
-	atomic_int done;
+	atomic_int done, written;
 	struct async_op *next;
 };
 
@@ -48,23 +59,54 @@ void p11pki_sign_observer_set(p11pki_sign_observer fn)
 	observer = fn;
 }
 
-static double seconds_now(void)
+/* Moving averages over about the last 8 signatures, in microseconds. */
+#define AVG_SHIFT 3
+/* Hand signatures to the signing threads when waiting dominates: more
+ * than twice the compute time plus this margin (above the scheduling
+ * noise of a busy machine preempting a signature computed here). */
+#define WAIT_MARGIN_US 500
+
+static int64_t us_of(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	clock_gettime(clock, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Runs fn, timing it for the observer (the metrics' latency histogram). */
-static int run_timed(int (*fn)(void *), void *arg)
+static void average_in(atomic_uint *avg, int64_t sample)
 {
-	double start = observer != NULL ? seconds_now() : 0;
+	unsigned old = atomic_load_explicit(avg, memory_order_relaxed);
+	int64_t v = sample < 0 ? 0 : sample > 60000000 ? 60000000 : sample;
+
+	/* racy read-modify-write on purpose: a lost sample does not matter */
+	atomic_store_explicit(avg, (unsigned)((int64_t)old + ((v - (int64_t)old) >> AVG_SHIFT)), memory_order_relaxed);
+}
+
+/* Runs fn, timing it for the token's averages and for the observer (the
+ * metrics' latency histogram). */
+static int run_timed(p11pki_token *t, int (*fn)(void *), void *arg)
+{
+	int64_t wall = us_of(CLOCK_MONOTONIC), cpu = us_of(CLOCK_THREAD_CPUTIME_ID);
 	int r = fn(arg);
 
+	wall = us_of(CLOCK_MONOTONIC) - wall;
+	cpu = us_of(CLOCK_THREAD_CPUTIME_ID) - cpu;
+	if (t != NULL) {
+		average_in(&t->sign_cpu_us, cpu);
+		average_in(&t->sign_wait_us, wall - cpu);
+	}
 	if (observer != NULL)
-		observer(seconds_now() - start, r == 0);
+		observer((double)wall / 1e6, r == 0);
 	return r;
+}
+
+static int token_waits(p11pki_token *t)
+{
+	unsigned wait = atomic_load_explicit(&t->sign_wait_us, memory_order_relaxed);
+	unsigned cpu = atomic_load_explicit(&t->sign_cpu_us, memory_order_relaxed);
+
+	return wait > 2 * cpu + WAIT_MARGIN_US;
 }
 
 static void *signing_thread(void *unused)
@@ -85,13 +127,15 @@ static void *signing_thread(void *unused)
 		if (pool.head == NULL)
 			pool.tail = NULL;
 		pthread_mutex_unlock(&pool.lock);
-		op->result = run_timed(op->fn, op->arg);
+		op->result = run_timed(op->t, op->fn, op->arg);
 		if (op->result != 0)
 			snprintf(op->message, sizeof(op->message), "%s", p11pki_errmsg());
 		atomic_store_explicit(&op->done, 1, memory_order_release);
-		/* the waiter may already have gone on: the fd stays its job's */
 		while (write(op->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
+		/* last touch of op: the waiter may return, and its job close
+		 * the fd, only after this */
+		atomic_store_explicit(&op->written, 1, memory_order_release);
 	}
 }
 
@@ -162,18 +206,19 @@ static void drain(int fd)
 		;
 }
 
-int p11pki_async_run(int (*fn)(void *arg), void *arg)
+int p11pki_async_run(p11pki_token *t, int (*fn)(void *arg), void *arg)
 {
 	ASYNC_JOB *job = ASYNC_get_current_job();
 	struct async_op op;
 
-	if (job == NULL || pool.n_threads == 0)
-		return run_timed(fn, arg);
+	if (job == NULL || pool.n_threads == 0 || (t != NULL && !token_waits(t)))
+		return run_timed(t, fn, arg);
 	memset(&op, 0, sizeof(op));
 	op.fn = fn;
 	op.arg = arg;
+	op.t = t;
 	if ((op.efd = job_fd(job)) < 0)
-		return run_timed(fn, arg);
+		return run_timed(t, fn, arg);
 	drain(op.efd);
 	pthread_mutex_lock(&pool.lock);
 	if (pool.tail != NULL)
@@ -195,6 +240,9 @@ int p11pki_async_run(int (*fn)(void *arg), void *arg)
 		}
 		drain(op.efd);
 	}
+	/* done is set just before the fd is written: a few instructions */
+	while (!atomic_load_explicit(&op.written, memory_order_acquire))
+		sched_yield();
 	if (op.result != 0)
 		p11pki_fail(op.result, "%s", op.message);
 	return op.result;

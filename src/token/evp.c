@@ -101,7 +101,7 @@ static int sign_now(void *arg)
 static int token_sign(struct keyref *k, struct sign_op *op)
 {
 	op->k = k;
-	if (p11pki_async_run(sign_now, op) != 0) {
+	if (p11pki_async_run(k->t, sign_now, op) != 0) {
 		ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "%s", p11pki_errmsg());
 		return 0;
 	}

@@ -4,6 +4,7 @@
 #define P11PKI_TOKEN_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <p11-kit/pkcs11.h>
 #include <libp11.h>
 
@@ -54,6 +55,8 @@ struct p11pki_token {
 	CK_SESSION_HANDLE *idle;	/* sessions ready for use */
 	unsigned n_idle, n_open, max_open;
 	unsigned generation;		/* bumped when all sessions are dropped */
+	atomic_uint sign_wait_us;	/* recent signatures (moving averages): time */
+	atomic_uint sign_cpu_us;	/* waited on the token, time computed here */
 };
 
 /* Every C_* call goes through P11_CALL: it logs the call and its result
@@ -83,7 +86,7 @@ int p11pki_token_run(p11pki_token *t, const char *what, p11pki_session_fn fn, vo
 /* Runs fn(arg) on a signing thread when called inside an OpenSSL ASYNC
  * job and signing threads run (the job pauses meanwhile), else directly.
  * Returns fn's status; a failure's message is carried back. */
-int p11pki_async_run(int (*fn)(void *arg), void *arg);
+int p11pki_async_run(p11pki_token *t, int (*fn)(void *arg), void *arg);
 
 /* Finds up to max objects matching a template. */
 CK_RV p11pki_find(p11pki_token *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl,
