@@ -129,6 +129,7 @@ P11PKI_API int p11pki_ca_open_key(p11pki_store *st, const CONF *conf, const char
 				  p11pki_ca **out);
 P11PKI_API void p11pki_ca_close(p11pki_ca *ca);
 P11PKI_API X509 *p11pki_ca_cert(const p11pki_ca *ca); /* borrowed */
+P11PKI_API EVP_PKEY *p11pki_ca_key(const p11pki_ca *ca); /* borrowed; NULL when opened without one */
 
 struct p11pki_issue {
 	const char *profile;	/* server, client, subca, ocsp, or a configured one */

@@ -372,6 +372,11 @@ X509 *p11pki_ca_cert(const p11pki_ca *ca)
 	return ca->cert;
 }
 
+EVP_PKEY *p11pki_ca_key(const p11pki_ca *ca)
+{
+	return ca->key;
+}
+
 /* The CA's default_days, kept within the profile's maximum. */
 static unsigned min_days(unsigned a, unsigned max)
 {
