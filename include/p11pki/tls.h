@@ -13,6 +13,7 @@ extern "C" {
 #define P11PKI_MAX_BINDINGS 64
 #define P11PKI_MAX_BACKENDS 16
 #define P11PKI_MAX_ALLOW 16
+#define P11PKI_MAX_EST_LABELS 15
 
 enum p11pki_client_auth { P11PKI_CLIENT_NONE = 0, P11PKI_CLIENT_OPTIONAL, P11PKI_CLIENT_REQUIRE };
 enum p11pki_mode { P11PKI_MODE_TCP = 0, P11PKI_MODE_HTTP };
@@ -25,6 +26,11 @@ struct p11pki_endpoint {
 struct p11pki_allow_list {
 	char *items[P11PKI_MAX_ALLOW];
 	size_t n;		/* 0: no restriction */
+};
+
+/* est_label_NAME = CA/profile */
+struct p11pki_est_label {
+	char *label, *target;
 };
 
 /* One [ binding ] section. Strings are owned by the config. */
@@ -48,6 +54,11 @@ struct p11pki_binding {
 	int min_tls12, tls13;		/* protocols: TLS 1.2 and/or 1.3 */
 	char *ciphers, *ciphersuites;	/* OpenSSL syntax, already vetted */
 	unsigned session_timeout_s, handshake_timeout_ms, idle_timeout_ms, max_connections;
+	/* the CA online (http mode): EST, OCSP, CRLs */
+	char *est;			/* "CA/profile" of /.well-known/est/ */
+	struct p11pki_est_label est_labels[P11PKI_MAX_EST_LABELS];
+	size_t n_est_labels;
+	char *ocsp, *crls;		/* comma lists of CA names */
 };
 
 struct p11pki_serve_config {

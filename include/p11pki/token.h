@@ -137,6 +137,8 @@ struct p11pki_keygen {
 	const unsigned char *id;  /* CKA_ID; NULL: 16 random bytes */
 	size_t id_len;
 	int extractable;	  /* explicit opt-in; logged as a warning */
+	int reuse_label;	  /* a key with this label may exist (a renewal's new key):
+				     only the id must be new */
 };
 
 struct p11pki_key_info {
@@ -185,6 +187,10 @@ P11PKI_API int p11pki_cert_store(p11pki_token *t, X509 *cert, const char *label,
  * key it carries (same CKA_ID and label). P11PKI_E_NOTFOUND when no key on
  * the token matches. *uri_out (may be NULL) gets the certificate's URI. */
 P11PKI_API int p11pki_cert_import(p11pki_token *t, X509 *cert, char **uri_out);
+/* Deletes the certificate objects whose value is cert (DER), leaving keys
+ * and other certificates of the same label and id alone; *count (may be
+ * NULL) gets the number removed. P11PKI_E_NOTFOUND when there is none. */
+P11PKI_API int p11pki_cert_delete(p11pki_token *t, X509 *cert, unsigned *count);
 /* Lists the certificates the filter selects (NULL: all). Caller frees. */
 P11PKI_API int p11pki_cert_list(p11pki_token *t, const struct p11pki_uri *filter, struct p11pki_cert_info **out,
 				size_t *n);

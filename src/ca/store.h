@@ -10,7 +10,7 @@
 
 #include <p11pki/core.h>
 
-#define P11PKI_STORE_SCHEMA_VERSION 1
+#define P11PKI_STORE_SCHEMA_VERSION 2
 
 typedef struct p11pki_store p11pki_store;
 
@@ -82,5 +82,28 @@ P11PKI_API int p11pki_store_cert_count(p11pki_store *st, const char *ca, size_t 
 
 /* CRL numbers: returns the next number (1, 2, ...) for a CA, atomically. */
 P11PKI_API int p11pki_store_next_crl_number(p11pki_store *st, const char *ca, unsigned long long *out);
+
+/* An EST enrollment user (schema 2): who may enroll at the EST labels
+ * serving CA `ca` with profile `profile`. Only a hash of the secret is
+ * kept (src/online/secret_hash.h). Strings are owned by the record. */
+struct p11pki_store_est_user {
+	char *name;
+	char *ca;
+	char *profile;
+	char *secret_hash;
+	time_t created;
+	int disabled;
+};
+
+/* add fails with P11PKI_E_EXISTS for a taken name and P11PKI_E_NOTFOUND
+ * for an unknown CA; get and delete with P11PKI_E_NOTFOUND for an
+ * unknown user. get fills *out (free with p11pki_store_est_user_clear). */
+P11PKI_API int p11pki_store_est_user_add(p11pki_store *st, const struct p11pki_store_est_user *u);
+P11PKI_API int p11pki_store_est_user_get(p11pki_store *st, const char *name, struct p11pki_store_est_user *out);
+P11PKI_API int p11pki_store_est_user_delete(p11pki_store *st, const char *name);
+/* Every user, by name. Free with p11pki_store_est_user_list_free. */
+P11PKI_API int p11pki_store_est_user_list(p11pki_store *st, struct p11pki_store_est_user **out, size_t *n);
+P11PKI_API void p11pki_store_est_user_list_free(struct p11pki_store_est_user *users, size_t n);
+P11PKI_API void p11pki_store_est_user_clear(struct p11pki_store_est_user *u);
 
 #endif

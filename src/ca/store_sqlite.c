@@ -55,6 +55,11 @@ static const char *const migrations[] = {
 	" revoked INTEGER, reason INTEGER, PRIMARY KEY(ca, serial));"
 	"CREATE INDEX certs_ca_status ON certs(ca, status);"
 	"CREATE INDEX certs_ca_not_after ON certs(ca, not_after);",
+	/* 1 -> 2: EST enrollment users */
+	"CREATE TABLE est_users(name TEXT NOT NULL PRIMARY KEY,"
+	" ca TEXT NOT NULL REFERENCES cas(name), profile TEXT NOT NULL,"
+	" secret_hash TEXT NOT NULL, created INTEGER,"
+	" disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)));",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == P11PKI_STORE_SCHEMA_VERSION,
@@ -1226,4 +1231,226 @@ int p11pki_store_next_crl_number(p11pki_store *st, const char *ca, unsigned long
 		*out = 0;
 	unlock(st);
 	return r;
+}
+
+/* ---- EST users ---- */
+
+#define EST_USER_COLUMNS "name, ca, profile, secret_hash, created, disabled"
+
+static int est_user_add_txn(p11pki_store *st, void *arg)
+{
+	const struct p11pki_store_est_user *u = arg;
+	const char *texts[] = { u->name, u->ca, u->profile, u->secret_hash };
+	sqlite3_stmt *stmt = NULL;
+	char buf[SHOWN_MAX];
+	int r;
+
+	r = prepare(st, "INSERT INTO est_users(" EST_USER_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &stmt);
+	if (r != 0 || (r = bind_texts(st, stmt, texts, 4)) != 0 ||
+	    (r = bind_int(st, stmt, 5, u->created != 0 ? u->created : time(NULL), 1)) != 0 ||
+	    (r = bind_int(st, stmt, 6, u->disabled != 0, 1)) != 0 || (r = step_done(st, stmt)) == 0)
+		goto out;
+	if (st->rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		r = p11pki_fail(P11PKI_E_EXISTS, "store %s already has an EST user named '%s'", st->shown_path,
+				p11pki_shown_ascii(u->name, buf, sizeof(buf)));
+	else if (st->rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		r = p11pki_fail(P11PKI_E_NOTFOUND, "store %s has no CA named '%s'", st->shown_path,
+				p11pki_shown_ascii(u->ca, buf, sizeof(buf)));
+out:
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int p11pki_store_est_user_add(p11pki_store *st, const struct p11pki_store_est_user *u)
+{
+	char buf[SHOWN_MAX];
+	int r;
+
+	if (st == NULL || u == NULL || !name_ok(u->name) || !name_ok(u->ca) || !name_ok(u->profile) ||
+	    !name_ok(u->secret_hash))
+		return p11pki_fail(P11PKI_E_ARG, "adding an EST user needs its name, CA, profile and secret hash");
+	lock(st);
+	set_op(st, "add EST user '%s'", p11pki_shown_ascii(u->name, buf, sizeof(buf)));
+	/* The cast drops const only to pass through void *; nothing writes. */
+	r = write_txn(st, est_user_add_txn, (void *)(uintptr_t)u);
+	unlock(st);
+	return r;
+}
+
+static int read_est_user(p11pki_store *st, sqlite3_stmt *stmt, struct p11pki_store_est_user *u)
+{
+	char **strs[] = { &u->name, &u->ca, &u->profile, &u->secret_hash };
+	size_t i;
+	int r = P11PKI_OK;
+
+	memset(u, 0, sizeof(*u));
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]) && r == P11PKI_OK; i++)
+		r = col_str(st, stmt, (int)i, strs[i]);
+	u->created = (time_t)col_int(stmt, 4, 0);
+	u->disabled = col_int(stmt, 5, 0) != 0;
+	if (r != 0)
+		p11pki_store_est_user_clear(u);
+	return r;
+}
+
+static int est_user_unknown(p11pki_store *st, const char *name)
+{
+	char buf[SHOWN_MAX];
+
+	return p11pki_fail(P11PKI_E_NOTFOUND, "store %s has no EST user named '%s'", st->shown_path,
+			   p11pki_shown_ascii(name, buf, sizeof(buf)));
+}
+
+struct est_user_get_args {
+	const char *name;
+	struct p11pki_store_est_user *out;
+};
+
+static int est_user_get_txn(p11pki_store *st, void *arg)
+{
+	struct est_user_get_args *a = arg;
+	sqlite3_stmt *stmt = NULL;
+	int r;
+
+	p11pki_store_est_user_clear(a->out); /* from an earlier attempt */
+	r = prepare(st, "SELECT " EST_USER_COLUMNS " FROM est_users WHERE name = ?1", &stmt);
+	if (r != 0 || (r = bind_texts(st, stmt, &a->name, 1)) != 0 || (r = step_row(st, stmt)) < 0)
+		goto out;
+	r = r == 0 ? est_user_unknown(st, a->name) : read_est_user(st, stmt, a->out);
+out:
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int p11pki_store_est_user_get(p11pki_store *st, const char *name, struct p11pki_store_est_user *out)
+{
+	struct est_user_get_args a = { name, out };
+	char buf[SHOWN_MAX];
+	int r;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (st == NULL || !name_ok(name) || out == NULL)
+		return p11pki_fail(P11PKI_E_ARG, "looking up an EST user needs its name");
+	lock(st);
+	set_op(st, "read EST user '%s'", p11pki_shown_ascii(name, buf, sizeof(buf)));
+	if ((r = read_txn(st, est_user_get_txn, &a)) != 0)
+		p11pki_store_est_user_clear(out);
+	unlock(st);
+	return r;
+}
+
+static int est_user_delete_txn(p11pki_store *st, void *arg)
+{
+	const char *name = arg;
+	sqlite3_stmt *stmt = NULL;
+	int r;
+
+	r = prepare(st, "DELETE FROM est_users WHERE name = ?1", &stmt);
+	if (r != 0 || (r = bind_texts(st, stmt, &name, 1)) != 0 || (r = step_done(st, stmt)) != 0)
+		goto out;
+	if (sqlite3_changes(st->db) == 0)
+		r = est_user_unknown(st, name);
+out:
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int p11pki_store_est_user_delete(p11pki_store *st, const char *name)
+{
+	char buf[SHOWN_MAX];
+	int r;
+
+	if (st == NULL || !name_ok(name))
+		return p11pki_fail(P11PKI_E_ARG, "deleting an EST user needs its name");
+	lock(st);
+	set_op(st, "delete EST user '%s'", p11pki_shown_ascii(name, buf, sizeof(buf)));
+	r = write_txn(st, est_user_delete_txn, (void *)(uintptr_t)name);
+	unlock(st);
+	return r;
+}
+
+struct est_user_list_args {
+	struct p11pki_store_est_user **out;
+	size_t *n;
+};
+
+static void clear_est_users(struct est_user_list_args *a)
+{
+	p11pki_store_est_user_list_free(*a->out, *a->n);
+	*a->out = NULL;
+	*a->n = 0;
+}
+
+static int push_est_user(p11pki_store *st, sqlite3_stmt *stmt, struct p11pki_store_est_user **users, size_t *n)
+{
+	struct p11pki_store_est_user *grown;
+
+	if ((*n & (*n - 1)) == 0) { /* grow at 0, 1, 2, 4, 8, ... */
+		if ((grown = realloc(*users, (*n == 0 ? 1 : 2 * *n) * sizeof(*grown))) == NULL)
+			return nomem(st);
+		*users = grown;
+	}
+	if (read_est_user(st, stmt, &(*users)[*n]) != 0)
+		return P11PKI_E_NOMEM;
+	(*n)++;
+	return P11PKI_OK;
+}
+
+static int est_user_list_txn(p11pki_store *st, void *arg)
+{
+	struct est_user_list_args *a = arg;
+	sqlite3_stmt *stmt = NULL;
+	int r;
+
+	clear_est_users(a); /* from an earlier attempt */
+	if ((r = prepare(st, "SELECT " EST_USER_COLUMNS " FROM est_users ORDER BY name", &stmt)) != 0)
+		goto out;
+	while ((r = step_row(st, stmt)) > 0)
+		if ((r = push_est_user(st, stmt, a->out, a->n)) != 0)
+			break;
+out:
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int p11pki_store_est_user_list(p11pki_store *st, struct p11pki_store_est_user **out, size_t *n)
+{
+	struct est_user_list_args a = { out, n };
+	int r;
+
+	if (out != NULL)
+		*out = NULL;
+	if (n != NULL)
+		*n = 0;
+	if (st == NULL || out == NULL || n == NULL)
+		return p11pki_fail(P11PKI_E_ARG, "listing EST users needs somewhere to put them");
+	lock(st);
+	set_op(st, "list EST users");
+	if ((r = read_txn(st, est_user_list_txn, &a)) != 0)
+		clear_est_users(&a);
+	unlock(st);
+	return r;
+}
+
+void p11pki_store_est_user_clear(struct p11pki_store_est_user *u)
+{
+	if (u == NULL)
+		return;
+	free(u->name);
+	free(u->ca);
+	free(u->profile);
+	free(u->secret_hash);
+	memset(u, 0, sizeof(*u));
+}
+
+void p11pki_store_est_user_list_free(struct p11pki_store_est_user *users, size_t n)
+{
+	size_t i;
+
+	if (users == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		p11pki_store_est_user_clear(&users[i]);
+	free(users);
 }

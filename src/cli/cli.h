@@ -41,6 +41,16 @@ struct cli {
 	const char *key;	   /* --key */
 	const char *cert;	   /* --cert */
 	const char *requester;	   /* --requester */
+	/* enroll, renew (EST client) */
+	const char *server;	   /* --server https://HOST[:PORT] */
+	const char *ca_file;	   /* --ca-file: trust anchors for the EST server */
+	const char *user;	   /* --user: EST (HTTP Basic) user */
+	const char *secret_env;	   /* --secret-env NAME: its secret, from the environment */
+	const char *secret_file;   /* --secret-file PATH: or from a file */
+	const char *object;	   /* --object LABEL */
+	const char *within;	   /* --within 30d */
+	const char *est_label;	   /* --est-label */
+	int rekey;		   /* --rekey */
 	const char *sans[CLI_MAX_SANS];
 	int n_sans;
 	int json, yes, extractable, store, revoked, want_chain, legacy, cross, is_ca;
@@ -79,6 +89,10 @@ int cli_open_token(struct cli *c, const char *uri_text, int login);
 int cli_config(struct cli *c);
 /* A value from the [ p11pki ] section of the config, or NULL. */
 const char *cli_config_value(struct cli *c, const char *key);
+/* Opens the CA store: $P11PKI_STORE, `store =` in [ p11pki ], or
+ * $P11PKI_HOME/ca.db. */
+struct p11pki_store;
+int cli_open_store(struct cli *c, struct p11pki_store **st);
 
 /* Reads a PIN from spec, or prompts with the given text. */
 int cli_read_pin(const char *spec, const char *prompt, p11pki_secret **out);
@@ -89,6 +103,9 @@ void cli_close(struct cli *c);
 int cli_write_file(const char *path, const void *data, size_t len, int mode);
 /* Reads a whole file (at most max bytes). Caller frees. */
 int cli_read_file(const char *path, size_t max, unsigned char **data, size_t *len);
+
+/* Parses --id as hex ("a1b2..."), at most 64 bytes, into id[64]. */
+int cli_parse_hex_id(const char *hex, unsigned char *id, size_t *len);
 
 /* JSON: writes s as a quoted, escaped JSON string. */
 void cli_json_string(FILE *fp, const char *s);
@@ -104,6 +121,9 @@ int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_p12(struct cli *c, int argc, char **argv);
 int cmd_serve(struct cli *c, int argc, char **argv);
 int cmd_bindings(struct cli *c, int argc, char **argv);
+int cmd_enroll(struct cli *c, int argc, char **argv);
+int cmd_renew(struct cli *c, int argc, char **argv);
+int cmd_est(struct cli *c, int argc, char **argv);
 
 /* Reads the certificates of a file of at most max bytes: one DER
  * certificate or every PEM one. Caller frees *out with

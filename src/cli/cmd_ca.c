@@ -9,26 +9,6 @@
 #include "ca/store.h"
 #include "cli/output.h"
 
-/* The store: $P11PKI_STORE, `store =` in [ p11pki ], or $P11PKI_HOME/ca.db. */
-static int open_store(struct cli *c, p11pki_store **st)
-{
-	char home[PATH_MAX - 16], path[PATH_MAX];
-	const char *file = getenv("P11PKI_STORE");
-	int r;
-
-	if (file == NULL && (r = cli_config(c)) != 0)
-		return r;
-	if (file == NULL)
-		file = cli_config_value(c, "store");
-	if (file == NULL) {
-		if ((r = p11pki_home(home, sizeof(home))) != 0)
-			return r;
-		snprintf(path, sizeof(path), "%s/ca.db", home);
-		file = path;
-	}
-	return p11pki_store_open(file, st);
-}
-
 static int need(const char *value, const char *what)
 {
 	return value == NULL ? cli_usage("missing %s", what) : 0;
@@ -297,7 +277,7 @@ int cmd_ca(struct cli *c, int argc, char **argv)
 			return r;
 		if (c->argc > 0)
 			return cli_usage("unexpected argument '%s'", c->argv[0]);
-		if ((r = open_store(c, &st)) != 0)
+		if ((r = cli_open_store(c, &st)) != 0)
 			return cli_error(r);
 		r = commands[i].run(c, st);
 		p11pki_store_close(st);

@@ -6,8 +6,7 @@
 
 #include "cli/cli.h"
 
-/* Parses --id as hex ("a1b2..."), at most 64 bytes. */
-static int parse_hex_id(const char *hex, unsigned char *id, size_t *len)
+int cli_parse_hex_id(const char *hex, unsigned char *id, size_t *len)
 {
 	size_t n = strlen(hex), i;
 
@@ -37,7 +36,7 @@ static int key_gen(struct cli *c)
 	if ((r = p11pki_keytype_parse(c->type, &p.type)) != 0)
 		return cli_error(r);
 	if (c->id_hex != NULL) {
-		if ((r = parse_hex_id(c->id_hex, id, &p.id_len)) != 0)
+		if ((r = cli_parse_hex_id(c->id_hex, id, &p.id_len)) != 0)
 			return cli_error(r);
 		p.id = id;
 	}

@@ -13,6 +13,7 @@
 
 #include <p11pki/x509.h>
 
+#include "ca/store.h"
 #include "cli/cli.h"
 
 int cli_error(int r)
@@ -86,6 +87,25 @@ const char *cli_config_value(struct cli *c, const char *key)
 	v = NCONF_get_string(c->conf, "p11pki", key);
 	ERR_clear_error(); /* a missing key is not an error */
 	return v;
+}
+
+int cli_open_store(struct cli *c, struct p11pki_store **st)
+{
+	char home[PATH_MAX - 16], path[PATH_MAX];
+	const char *file = getenv("P11PKI_STORE");
+	int r;
+
+	if (file == NULL && (r = cli_config(c)) != 0)
+		return r;
+	if (file == NULL)
+		file = cli_config_value(c, "store");
+	if (file == NULL) {
+		if ((r = p11pki_home(home, sizeof(home))) != 0)
+			return r;
+		snprintf(path, sizeof(path), "%s/ca.db", home);
+		file = path;
+	}
+	return p11pki_store_open(file, st);
 }
 
 int cli_open_module(struct cli *c)

@@ -34,9 +34,17 @@ static const char usage_text[] =
 	"  ca crl --ca N [-o FILE]\n"
 	"  ca list --ca N [--revoked] [--expiring 30d] [--json]\n"
 	"  ca cert --ca N [--chain] [-o FILE]\n"
+	"  est user add NAME --ca N --profile P   an EST enrolment user; prints its secret once\n"
+	"  est user list [--json]\n"
+	"  est user delete NAME --yes\n"
 	"  serve -c FILE [--pin-source SRC]   TLS server; SIGHUP reloads, SIGTERM drains\n"
 	"  bindings show -c FILE [--json]     listeners, SNI, certificates, thumbprints, keys\n"
 	"  bindings check -c FILE             everything serve checks at start-up, then exit\n"
+	"Provisioning from an EST server (RFC 7030): key on the token, certificate and chain next to it\n"
+	"  enroll --server https://H[:P] --ca-file F --token L [--type T] --subject S [--san ...]\n"
+	"         --user U (--secret-env NAME | --secret-file PATH) [--label L] [--id HEX] [--est-label E]\n"
+	"  renew --token L --object LABEL [--id HEX] --server https://H[:P] --ca-file F [--within 30d]\n"
+	"        [--rekey [--type T]] [--est-label E]   (exit 0 when nothing is due, 75 when pending)\n"
 	"\n"
 	"Common options\n"
 	"  --module PATH        PKCS#11 module (default: the embedded SoftHSM2 token\n"
@@ -61,6 +69,8 @@ static const struct {
 } groups[] = {
 	{ "token", cmd_token }, { "key", cmd_key }, { "csr", cmd_csr }, { "cert", cmd_cert },
 	{ "ca", cmd_ca }, { "verify", cmd_verify }, { "p12", cmd_p12 }, { "serve", cmd_serve }, { "bindings", cmd_bindings },
+	{ "est", cmd_est },
+	{ "enroll", cmd_enroll }, { "renew", cmd_renew },
 };
 
 int main(int argc, char **argv)
@@ -88,8 +98,9 @@ int main(int argc, char **argv)
 	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
 		if (strcmp(argv[1], groups[i].name) != 0)
 			continue;
-		/* csr, verify and serve are commands of their own: no sub-command */
-		if (strcmp(argv[1], "csr") == 0 || strcmp(argv[1], "verify") == 0 || strcmp(argv[1], "serve") == 0) {
+		/* csr, verify, serve, enroll and renew are commands of their own: no sub-command */
+		if (strcmp(argv[1], "csr") == 0 || strcmp(argv[1], "verify") == 0 || strcmp(argv[1], "serve") == 0 ||
+		    strcmp(argv[1], "enroll") == 0 || strcmp(argv[1], "renew") == 0) {
 			r = groups[i].run(&c, argc - 1, argv + 1);
 			break;
 		}

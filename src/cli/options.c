@@ -25,10 +25,12 @@ static const struct opt table[] = {
 	V("csr", csr), V("serial", serial), V("reason", reason), V("expiring", expiring),
 	V("chain=", chain), V("host", host), V("untrusted", untrusted), V("crl", crl), V("at", at),
 	V("key", key), V("cert", cert), V("requester", requester),
+	V("server", server), V("ca-file", ca_file), V("user", user), V("secret-env", secret_env),
+	V("secret-file", secret_file), V("object", object), V("within", within), V("est-label", est_label),
 	{ "san", OPT_SAN, 0 },
 	F("json", json), F("yes", yes), F("extractable", extractable), F("store", store),
 	F("revoked", revoked), F("chain", want_chain), F("legacy", legacy), F("cross", cross),
-	F("is-ca", is_ca),
+	F("is-ca", is_ca), F("rekey", rekey),
 };
 #define N_OPTS (sizeof(table) / sizeof(table[0]))
 
@@ -62,11 +64,22 @@ static int take(struct cli *c, const struct opt *o, const char *arg)
 	return 0;
 }
 
+/* "key gen", or "csr" for a command without sub-command, for messages. */
+static const char *command_name(const struct cli *c, char **argv, char *buf, size_t size)
+{
+	if (strcmp(c->group, argv[0]) == 0)
+		snprintf(buf, size, "%s", c->group);
+	else
+		snprintf(buf, size, "%s %s", c->group, argv[0]);
+	return buf;
+}
+
 /* getopt_long accepts abbreviations ("--pin" for "--pin-source"), which
  * could turn a PIN typed on the command line into a source spec: every
  * long option must be spelled out in full. */
 static int exact_names(struct cli *c, int argc, char **argv, const struct option *longs, size_t n)
 {
+	char cmd[64];
 	int i;
 	size_t k, len;
 
@@ -86,10 +99,15 @@ static int exact_names(struct cli *c, int argc, char **argv, const struct option
 			continue;
 		}
 		if (strstr(w, "pin") != NULL || strstr(w, "password") != NULL)
-			return cli_usage("'%.*s' is not an option of '%s %s': PINs and passwords are never given on the "
+			return cli_usage("'%.*s' is not an option of '%s': PINs and passwords are never given on the "
 					 "command line, use --pin-source or --password-source file:PATH or env:NAME",
-					 (int)len + 2, w, c->group, argv[0]);
-		return cli_usage("'%.*s' is not an option of '%s %s'", (int)len + 2, w, c->group, argv[0]);
+					 (int)len + 2, w, command_name(c, argv, cmd, sizeof(cmd)));
+		if (strstr(w, "secret") != NULL)
+			return cli_usage("'%.*s' is not an option of '%s': secrets are never given on the command "
+					 "line, use --secret-env NAME or --secret-file PATH",
+					 (int)len + 2, w, command_name(c, argv, cmd, sizeof(cmd)));
+		return cli_usage("'%.*s' is not an option of '%s'", (int)len + 2, w,
+				 command_name(c, argv, cmd, sizeof(cmd)));
 	}
 	return 0;
 }
@@ -98,7 +116,7 @@ int cli_parse(struct cli *c, int argc, char **argv, const char *allowed)
 {
 	struct option longs[N_OPTS + 3];
 	const struct opt *map[N_OPTS + 3];
-	char full[512];
+	char full[512], cmd[64];
 	size_t n = 0, i;
 	int opt, idx, r;
 
@@ -130,14 +148,14 @@ int cli_parse(struct cli *c, int argc, char **argv, const char *allowed)
 			if (optopt == 'c' || optopt == 'o')
 				return cli_usage("option '-%c' needs a value", optopt);
 			if (strstr(word, "pin") != NULL || strstr(word, "password") != NULL)
-				return cli_usage("'%s' is not an option of '%s %s': PINs and passwords are never given "
+				return cli_usage("'%s' is not an option of '%s': PINs and passwords are never given "
 						 "on the command line, use --pin-source or --password-source file:PATH or env:NAME",
-						 word, c->group, argv[0]);
+						 word, command_name(c, argv, cmd, sizeof(cmd)));
 			for (i = 0; i < n; i++)
 				if (strncmp(word + 2, longs[i].name, strlen(longs[i].name)) == 0 &&
 				    longs[i].has_arg == required_argument)
 					return cli_usage("option '%s' needs a value", word);
-			return cli_usage("'%s' is not an option of '%s %s'", word, c->group, argv[0]);
+			return cli_usage("'%s' is not an option of '%s'", word, command_name(c, argv, cmd, sizeof(cmd)));
 		}
 	}
 	for (c->argc = 0; optind < argc; optind++) {

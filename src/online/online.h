@@ -20,6 +20,7 @@
 
 #include <p11pki/ca.h>
 #include <p11pki/core.h>
+#include <p11pki/tls.h>
 #include <p11pki/token.h>
 
 #include "ca/store.h"
@@ -38,6 +39,8 @@ struct online_request {
 	const unsigned char *body;	/* Content-Length bytes (may be NULL when 0) */
 	size_t body_len;
 	X509 *client_cert;		/* verified TLS client certificate, or NULL */
+	int client_cert_renewal_only;	/* it lacks clientAuth (a server certificate):
+					 * good for renewing itself, not for enrolling */
 	const char *client_ip;		/* for logs and the store's requester */
 	time_t now;
 };
@@ -66,6 +69,10 @@ int online_respond_text(struct online_response *rs, int status, const char *reas
 /* Appends "name: value\r\n" to rs->headers (silently truncated never:
  * P11PKI_E_ARG if it does not fit). */
 int online_add_header(struct online_response *rs, const char *name, const char *fmt, ...) P11PKI_PRINTF(3, 4);
+/* Caching for an answer good until expires (RFC 5019 / RFC 9111):
+ * "Cache-Control: CACHE_CONTROL, max-age=N", Last-Modified, Expires. */
+int online_add_cache_headers(struct online_response *rs, const char *cache_control, time_t modified,
+			     time_t expires, time_t now);
 void online_response_clear(struct online_response *rs);
 
 struct online_ocsp;	/* ocsp.c: the responder of one CA */
@@ -148,6 +155,32 @@ struct online_routes {
 	char **ocsp, **crls;		/* CA names */
 	size_t n_ocsp, n_crls;
 };
+
+/* Opens the token that the URI's token attributes select (logged in);
+ * serve passes its own token set, tests a fixed token. */
+typedef int (*online_token_fn)(void *ctx, const struct p11pki_uri *sel, p11pki_token **t);
+
+/* Reads [ online ] of the config file at path (NULL: defaults), opens the
+ * store and the n CAs named in names with their keys on their tokens,
+ * and sets up OCSP for those in ocsp_cas and CRLs for those in crl_cas.
+ * A refusal is one line naming the CA or setting. */
+int online_service_open(const char *path, char *const *names, size_t n, char *const *ocsp_cas, size_t n_ocsp,
+			char *const *crl_cas, size_t n_crl, online_token_fn token, void *token_ctx,
+			struct online_service **out);
+void online_service_close(struct online_service *svc);
+/* Keeps the published CRLs fresh (a revocation made by `p11pki ca
+ * revoke` in another process, nextUpdate coming): called from a timer. */
+void online_service_tick(struct online_service *svc, time_t now);
+
+/* Splits a binding's est / est_label_* / ocsp / crls settings; every CA
+ * named must be open in svc. */
+int online_routes_build(const struct p11pki_binding *b, struct online_service *svc, struct online_routes **out);
+void online_routes_free(struct online_routes *r);
+/* The CA names a binding uses (est targets, ocsp, crls), appended to
+ * names[*n] (up to max, no duplicates), and those of ocsp and crls
+ * separately: what online_service_open needs. */
+int online_binding_cas(const struct p11pki_binding *b, char **names, size_t *n, char **ocsp, size_t *n_ocsp,
+		       char **crls, size_t *n_crls, size_t max);
 
 /* Returns 1 and fills rs when rq is for one of the routes (the caller
  * writes rs), 0 when the path is not an online one (proxy it). */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "online/online.h"
 
@@ -59,6 +60,36 @@ int online_add_header(struct online_response *rs, const char *name, const char *
 	    used + strlen(name) + 2 + (size_t)n + 2 >= sizeof(rs->headers))
 		return p11pki_fail(P11PKI_E_ARG, "response header %s does not fit", name);
 	snprintf(rs->headers + used, sizeof(rs->headers) - used, "%s: %s\r\n", name, value);
+	return P11PKI_OK;
+}
+
+/* An HTTP-date (RFC 9110 section 5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT". */
+static void http_date(time_t t, char *buf, size_t size)
+{
+	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	snprintf(buf, size, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT", days[(unsigned)tm.tm_wday % 7],
+		 tm.tm_mday % 100, months[(unsigned)tm.tm_mon % 12], (tm.tm_year + 1900) % 10000, tm.tm_hour % 100,
+		 tm.tm_min % 100, tm.tm_sec % 100);
+}
+
+int online_add_cache_headers(struct online_response *rs, const char *cache_control, time_t modified,
+			     time_t expires, time_t now)
+{
+	char last[40], until[40];
+
+	http_date(modified, last, sizeof(last));
+	http_date(expires, until, sizeof(until));
+	if (online_add_header(rs, "Cache-Control", "%s, max-age=%lld", cache_control,
+			      (long long)(expires > now ? expires - now : 0)) != 0 ||
+	    online_add_header(rs, "Last-Modified", "%s", last) != 0 ||
+	    online_add_header(rs, "Expires", "%s", until) != 0)
+		return P11PKI_E_ARG;
 	return P11PKI_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "online/online.h"
 #include "tls/server.h"
 
 static int same_sni(const char *a, const char *b)
@@ -100,11 +101,46 @@ static void gen_free(struct tls_gen *g, int free_cfg)
 
 	if (g == NULL)
 		return;
-	for (i = 0; i < g->n_sites; i++)
+	for (i = 0; i < g->n_sites; i++) {
 		tls_site_clear(&g->site[i]);
+		online_routes_free(g->site[i].routes);
+	}
+	online_service_close(g->online);
 	if (free_cfg)
 		p11pki_serve_config_free(g->cfg);
 	free(g);
+}
+
+static int online_token(void *ctx, const struct p11pki_uri *sel, p11pki_token **t)
+{
+	return tls_tokens_get(ctx, sel, t, NULL);
+}
+
+static void free_names(char **names, size_t n)
+{
+	while (n > 0)
+		free(names[--n]);
+}
+
+/* The CAs the bindings serve online, each opened once for all of them. */
+static int gen_online(struct tls_gen *g, struct tls_tokens *tk)
+{
+	char *names[ONLINE_MAX_CAS], *ocsp[ONLINE_MAX_CAS], *crls[ONLINE_MAX_CAS];
+	size_t n = 0, n_ocsp = 0, n_crls = 0, i;
+	int r = P11PKI_OK;
+
+	for (i = 0; i < g->n_sites && r == 0; i++)
+		if ((r = online_binding_cas(g->site[i].b, names, &n, ocsp, &n_ocsp, crls, &n_crls, ONLINE_MAX_CAS)) != 0)
+			r = tls_fail_wrap(r, g->site[i].where);
+	if (r == 0 && n > 0)
+		r = online_service_open(g->cfg->path, names, n, ocsp, n_ocsp, crls, n_crls, online_token, tk, &g->online);
+	for (i = 0; i < g->n_sites && r == 0 && g->online != NULL; i++)
+		if ((r = online_routes_build(g->site[i].b, g->online, &g->site[i].routes)) != 0)
+			r = tls_fail_wrap(r, g->site[i].where);
+	free_names(names, n);
+	free_names(ocsp, n_ocsp);
+	free_names(crls, n_crls);
+	return r;
 }
 
 int tls_gen_build(struct p11pki_serve_config *cfg, struct tls_tokens *tk, struct tls_metrics *mx,
@@ -130,6 +166,8 @@ int tls_gen_build(struct p11pki_serve_config *cfg, struct tls_tokens *tk, struct
 			goto out;
 		}
 	}
+	if ((r = gen_online(g, tk)) != 0)
+		goto out;
 	*out = g;
 	g = NULL;
 out:

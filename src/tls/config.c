@@ -36,7 +36,7 @@ enum {
 	K_ALLOW_CN, K_ALLOW_OU, K_ALLOW_DNS, K_ALLOW_URI, K_ALLOW_EMAIL, K_MODE, K_BACKENDS,
 	K_HEALTH_CHECK, K_HEALTH_INTERVAL, K_HEALTH_FALL, K_HEALTH_RISE, K_PROTOCOLS, K_CIPHERS,
 	K_CIPHERSUITES, K_SESSION_TIMEOUT, K_HANDSHAKE_TIMEOUT, K_IDLE_TIMEOUT, K_MAX_CONNECTIONS,
-	K_COUNT
+	K_EST, K_OCSP, K_CRLS, K_COUNT
 };
 
 /* [ serve ] keys. */
@@ -562,6 +562,72 @@ static int set_mode(struct loader *ld, const struct p11pki_tlsconf_entry *e, str
 	return P11PKI_OK;
 }
 
+/* ---- the CA online: est, est_label_*, ocsp, crls ---------------------- */
+
+/* CA, profile and label names: what the store and config sections use. */
+static int is_plain_name(const char *v, size_t n)
+{
+	return n > 0 && n < 64 && strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") >= n;
+}
+
+/* "CA/profile" */
+static int est_target(struct loader *ld, const struct p11pki_tlsconf_entry *e, char **out)
+{
+	const char *slash = strchr(e->value, '/');
+	char s[P11PKI_SHOWN_BUF];
+
+	if (slash == NULL || !is_plain_name(e->value, (size_t)(slash - e->value)) ||
+	    !is_plain_name(slash + 1, strlen(slash + 1)))
+		return bad_entry(ld, e, "'%s': expected CA/profile, as issuing/server", shown(e->value, s, sizeof(s)));
+	return dup_to(e->value, out);
+}
+
+static int set_est(struct loader *ld, const struct p11pki_tlsconf_entry *e, struct p11pki_binding *b)
+{
+	return est_target(ld, e, &b->est);
+}
+
+static int set_est_label(struct loader *ld, const struct p11pki_tlsconf_entry *e, struct p11pki_binding *b)
+{
+	const char *label = e->key + strlen("est_label_");
+	size_t i;
+	int rc;
+
+	if (!is_plain_name(label, strlen(label)))
+		return bad_entry(ld, e, "est_label_NAME: NAME must be letters, digits, '_', '.' or '-'");
+	for (i = 0; i < b->n_est_labels; i++)
+		if (strcmp(b->est_labels[i].label, label) == 0)
+			return bad_entry(ld, e, "set twice");
+	if (b->n_est_labels == P11PKI_MAX_EST_LABELS)
+		return bad_entry(ld, e, "more than %d EST labels", P11PKI_MAX_EST_LABELS);
+	if ((rc = dup_to(label, &b->est_labels[b->n_est_labels].label)) != 0)
+		return rc;
+	b->n_est_labels++;
+	return est_target(ld, e, &b->est_labels[b->n_est_labels - 1].target);
+}
+
+static int ca_names(struct loader *ld, const struct p11pki_tlsconf_entry *e, char **out)
+{
+	char item[ITEM_MAX], s[P11PKI_SHOWN_BUF];
+	const char *p = e->value;
+	int r;
+
+	while ((r = next_item(&p, 1, item, sizeof(item))) == 1)
+		if (!is_plain_name(item, strlen(item)))
+			return bad_entry(ld, e, "'%s' is not a CA name", shown(item, s, sizeof(s)));
+	return r < 0 ? bad_item(ld, e, r) : dup_to(e->value, out);
+}
+
+static int set_ocsp(struct loader *ld, const struct p11pki_tlsconf_entry *e, struct p11pki_binding *b)
+{
+	return ca_names(ld, e, &b->ocsp);
+}
+
+static int set_crls(struct loader *ld, const struct p11pki_tlsconf_entry *e, struct p11pki_binding *b)
+{
+	return ca_names(ld, e, &b->crls);
+}
+
 /* ---- backends and health checks --------------------------------------- */
 
 static int set_listen(struct loader *ld, const struct p11pki_tlsconf_entry *e, struct p11pki_binding *b)
@@ -893,6 +959,9 @@ static const struct {
 	[K_HANDSHAKE_TIMEOUT] = {"handshake_timeout", set_handshake_timeout},
 	[K_IDLE_TIMEOUT] = {"idle_timeout", set_idle_timeout},
 	[K_MAX_CONNECTIONS] = {"max_connections", set_max_connections},
+	[K_EST] = {"est", set_est},
+	[K_OCSP] = {"ocsp", set_ocsp},
+	[K_CRLS] = {"crls", set_crls},
 };
 
 /* ---- [ serve ] --------------------------------------------------------- */
@@ -1139,6 +1208,11 @@ static int apply_binding(struct loader *ld, const struct p11pki_tlsconf_entry *e
 	size_t k;
 	int rc;
 
+	if (strncmp(e->key, "est_label_", 10) == 0) {
+		if ((rc = check_value(ld, e, 0)) != 0)
+			return rc;
+		return set_est_label(ld, e, &ld->cfg->bindings[bi]);
+	}
 	for (k = 0; k < K_COUNT && strcmp(e->key, binding_keys[k].name) != 0; k++)
 		;
 	if (k == K_COUNT)
@@ -1220,6 +1294,8 @@ static int coherent(const struct loader *ld, int bi)
 		if (seen[client_keys[i]] != 0)
 			return bad(ld, seen[client_keys[i]], b->name, binding_keys[client_keys[i]].name,
 				   "has no effect without client certificates: set client_auth = optional or require");
+	if (b->mode != P11PKI_MODE_HTTP && (b->est != NULL || b->n_est_labels > 0 || b->ocsp != NULL || b->crls != NULL))
+		return bad(ld, b->line, b->name, NULL, "est, ocsp and crls answer HTTP: set mode = http");
 	for (i = 0; b->n_backends == 0 && i < sizeof(health_keys) / sizeof(health_keys[0]); i++)
 		if (seen[health_keys[i]] != 0)
 			return bad(ld, seen[health_keys[i]], b->name, binding_keys[health_keys[i]].name,
@@ -1296,6 +1372,13 @@ static void binding_free(struct p11pki_binding *b)
 	free(b->chain);
 	free(b->client_ca);
 	free(b->crl);
+	free(b->est);
+	for (size_t i = 0; i < b->n_est_labels; i++) {
+		free(b->est_labels[i].label);
+		free(b->est_labels[i].target);
+	}
+	free(b->ocsp);
+	free(b->crls);
 	allow_free(&b->allow_cn);
 	allow_free(&b->allow_ou);
 	allow_free(&b->allow_dns);

@@ -107,6 +107,7 @@ void tls_conn_free(struct tls_conn *c)
 	atomic_fetch_sub(&c->l->conns, 1);
 	tls_gen_unref(c->gen);
 	free(c->head_out);
+	tls_online_free(c);
 	c->magic = 0;
 	free(c);
 	if ((atomic_load(&w->srv->draining) || atomic_load(&w->srv->stopping)) && atomic_load(&w->n_conns) == 0)

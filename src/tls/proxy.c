@@ -31,7 +31,7 @@
 
 #define PIPE_MAX (256 * 1024) /* bytes waiting for a slow reader before we stop reading */
 
-enum { P_HEAD, P_CONNECTING, P_PIPE };
+enum { P_HEAD, P_CONNECTING, P_PIPE, P_ONLINE };
 
 static void arm_idle(struct tls_conn *c)
 {
@@ -73,6 +73,13 @@ static void local_answer(struct tls_conn *c, int status, const char *reason, con
 	if (p11pki_http_simple_response(status, reason, "text/plain", body, &text, &len) == 0)
 		bufferevent_write(c->bev, text, len);
 	free(text);
+	close_after_flush(c);
+}
+
+void tls_proxy_reply(struct tls_conn *c, const char *data, size_t len)
+{
+	if (len > 0)
+		bufferevent_write(c->bev, data, len);
 	close_after_flush(c);
 }
 
@@ -292,6 +299,11 @@ static void client_read(struct bufferevent *bev, void *arg)
 		on_head(c);
 		return;
 	}
+	if (c->state == P_ONLINE) {
+		if (c->online != NULL)
+			tls_online_read(c);
+		return;
+	}
 	arm_idle(c);
 	if (c->state == P_PIPE && c->back != NULL)
 		client_to_back(c);
@@ -436,6 +448,14 @@ static void on_head(struct tls_conn *c)
 		atomic_fetch_add(&c->site->stats->healthz, 1);
 		local_answer(c, 200, "OK", "ok\n");
 		return;
+	}
+	if (c->gen->online != NULL) {
+		c->state = P_ONLINE;
+		if (tls_online_begin(c, &h)) {
+			p11pki_http_head_clear(&h);
+			return;
+		}
+		c->state = P_HEAD;
 	}
 	c->chunked = h.chunked;
 	c->body_left = h.chunked ? -1 : h.content_length > 0 ? h.content_length : 0;

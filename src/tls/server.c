@@ -18,10 +18,12 @@
 #include <event2/thread.h>
 
 #include "tls/serve.h"
+#include "online/online.h"
 #include "tls/server.h"
 
 #define DRAIN_CHECK_MS 50
 #define DEFAULT_SIGNING_THREADS 32
+#define ONLINE_TICK_S 10
 
 struct tls_gen *tls_server_gen(struct tls_server *srv)
 {
@@ -244,6 +246,27 @@ static int match_listeners(struct tls_server *srv, struct tls_gen *g)
 	return P11PKI_OK;
 }
 
+/* ---- the CA online ----------------------------------------------------- */
+
+/* Published CRLs follow revocations made by other processes (`p11pki ca
+ * revoke`) and are re-signed before their nextUpdate. */
+static void on_online_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct tls_server *srv = arg;
+
+	online_service_tick(srv->gen->online, time(NULL));
+}
+
+static int start_online_timer(struct tls_server *srv)
+{
+	struct timeval tv = { ONLINE_TICK_S, 0 };
+
+	if ((srv->online_timer = event_new(srv->base, -1, EV_PERSIST, on_online_tick, srv)) == NULL ||
+	    event_add(srv->online_timer, &tv) != 0)
+		return p11pki_fail(P11PKI_E_NOMEM, "cannot start the CRL timer");
+	return P11PKI_OK;
+}
+
 /* ---- signals ----------------------------------------------------------- */
 
 static void reload(struct tls_server *srv)
@@ -403,6 +426,8 @@ static void stop(struct tls_server *srv)
 	close_listeners(srv);
 	if (srv->drain_timer != NULL)
 		event_free(srv->drain_timer);
+	if (srv->online_timer != NULL)
+		event_free(srv->online_timer);
 	tls_metrics_free(srv->mx); /* its admin listener uses the main base */
 	if (srv->base != NULL)
 		event_base_free(srv->base);
@@ -446,6 +471,8 @@ int p11pki_serve_run(struct p11pki_serve_config *cfg, const char *pin_source)
 			p11pki_serve_config_free(cfg);
 		goto out;
 	}
+	if ((r = start_online_timer(srv)) != 0)
+		goto out;
 	for (i = 0; i < 3; i++)
 		if ((sig_ev[i] = evsignal_new(srv->base, sigs[i], on_signal, srv)) == NULL || event_add(sig_ev[i], NULL) != 0) {
 			r = p11pki_fail(P11PKI_E_NOMEM, "cannot watch signals");

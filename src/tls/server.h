@@ -158,6 +158,7 @@ struct tls_site {
 	size_t n_backends;
 	atomic_uint rr;			/* round-robin position */
 	struct tls_bstats *stats;
+	struct online_routes *routes;	/* EST/OCSP/CRL paths; NULL: none */
 };
 
 /* The sites of one listen address: SNI picks among them, dflt answers
@@ -170,9 +171,13 @@ struct tls_view {
 	size_t listener;		/* index in the server's listeners */
 };
 
+struct online_service;
+struct online_routes;
+
 struct tls_gen {
 	atomic_int refs;
 	struct p11pki_serve_config *cfg;	/* owned */
+	struct online_service *online;		/* EST/OCSP/CRLs; NULL: none */
 	struct tls_site site[P11PKI_MAX_BINDINGS];
 	size_t n_sites;
 	struct tls_view view[P11PKI_MAX_BINDINGS];
@@ -283,6 +288,7 @@ struct tls_server {
 	atomic_uint accept_stopped;
 	struct timespec drain_deadline;
 	struct event *drain_timer;	/* checks the drain's progress */
+	struct event *online_timer;	/* keeps published CRLs fresh */
 	char admin_bound[TLS_ADDR_MAX];
 };
 
@@ -335,12 +341,24 @@ struct tls_conn {
 	int client_paused, back_paused;	/* reading stopped: the other side is full */
 	char *head_out;			/* http: the rewritten head */
 	size_t head_out_len;
+	struct tls_online_req *online;	/* http: an EST/OCSP/CRL request */
 };
 
 /* Accepts what waits on listener l (its fd is readable). */
 void tls_conn_accept(struct tls_worker *w, struct tls_listener *l);
 /* Frees a connection in any state. */
 void tls_conn_free(struct tls_conn *c);
+
+/* http mode, the CA online (online_conn.c): takes over a request for
+ * one of the site's online paths (returns 1; answered or reading its
+ * body), or returns 0 to proxy it. */
+struct p11pki_http_head;
+int tls_online_begin(struct tls_conn *c, const struct p11pki_http_head *h);
+/* More of the body arrived. */
+void tls_online_read(struct tls_conn *c);
+void tls_online_free(struct tls_conn *c);
+/* Queues data for the client and closes once it is sent (proxy.c). */
+void tls_proxy_reply(struct tls_conn *c, const char *data, size_t len);
 
 /* After the handshake: tcp or http proxying on c->bev. */
 void tls_proxy_start(struct tls_conn *c);

@@ -142,6 +142,59 @@ out:
 	return r;
 }
 
+/* ---- deleting ---------------------------------------------------------- */
+
+struct delete_ctx {
+	unsigned char *der;
+	int der_len;
+	unsigned count;
+};
+
+static CK_RV delete_fn(p11pki_token *t, CK_SESSION_HANDLE s, void *arg)
+{
+	struct delete_ctx *c = arg;
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE same[] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_VALUE, c->der, (CK_ULONG)c->der_len } };
+	CK_OBJECT_HANDLE found[8];
+	CK_ULONG count = 0, i;
+	CK_RV rv;
+
+	if ((rv = p11pki_find(t, s, same, 2, found, 8, &count)) != CKR_OK)
+		return rv;
+	for (i = 0; i < count; i++) {
+		if ((rv = P11_CALL(t->m, C_DestroyObject, s, found[i])) != CKR_OK)
+			return rv;
+		c->count++;
+	}
+	return CKR_OK;
+}
+
+int p11pki_cert_delete(p11pki_token *t, X509 *cert, unsigned *count)
+{
+	struct delete_ctx c;
+	char subject[256], what[320];
+	int r, lock;
+
+	memset(&c, 0, sizeof(c));
+	if (count != NULL)
+		*count = 0;
+	p11pki_name_text(X509_get_subject_name(cert), subject, sizeof(subject));
+	if ((c.der_len = i2d_X509(cert, &c.der)) <= 0) {
+		ERR_clear_error();
+		return p11pki_fail(P11PKI_E_CRYPTO, "certificate '%s' cannot be encoded", subject);
+	}
+	snprintf(what, sizeof(what), "deleting certificate '%s'", subject);
+	lock = p11pki_module_write_begin(t->m);
+	r = p11pki_token_run(t, what, delete_fn, &c);
+	p11pki_module_write_end(lock);
+	if (r == 0 && c.count == 0)
+		r = p11pki_fail(P11PKI_E_NOTFOUND, "certificate '%s' is not on token '%s'", subject, t->label);
+	if (count != NULL)
+		*count = c.count;
+	OPENSSL_free(c.der);
+	return r;
+}
+
 /* ---- pairing with a key ----------------------------------------------- */
 
 /* 1 when the key pair k holds pub, 0 when not (or when p11pki cannot read

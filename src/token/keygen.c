@@ -30,9 +30,12 @@ static CK_RV exists_fn(p11pki_token *t, CK_SESSION_HANDLE s, struct keygen_ctx *
 	CK_ULONG count = 0;
 	CK_RV rv;
 
-	if ((rv = p11pki_find(t, s, &by_label, 1, &o, 1, &count)) != CKR_OK || count > 0) {
-		c->exists = count > 0 ? 1 : 0;
-		return rv;
+	/* a renewal's new key shares the label of the key it replaces */
+	if (!c->p->reuse_label) {
+		if ((rv = p11pki_find(t, s, &by_label, 1, &o, 1, &count)) != CKR_OK || count > 0) {
+			c->exists = count > 0 ? 1 : 0;
+			return rv;
+		}
 	}
 	if ((rv = p11pki_find(t, s, &by_id, 1, &o, 1, &count)) == CKR_OK && count > 0)
 		c->exists = 2;
