@@ -8,7 +8,14 @@
  * the server's cost per handshake is reported beside the rate: on a small
  * machine the client costs more CPU than the server, and handshakes/s
  * alone would hide the server's cost.
- * Prints: "handshakes N rate R/s server_cpu_us_per_hs C failures F". */
+ * Prints: "handshakes N rate R/s server_cpu_us_per_hs C failures F resumed R".
+ *
+ * For the online benchmarks (EST, OCSP) the environment changes the
+ * request: BENCH_REQUEST=FILE sends that file's bytes (a whole HTTP
+ * request) instead of GET /healthz, and a connection counts only when the
+ * answer starts "HTTP/1.1 200"; BENCH_RESUME=1 resumes TLS sessions (one
+ * per thread), so the request, not the handshake, is measured;
+ * BENCH_CERT / BENCH_KEY are a client certificate and key (PEM). */
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,8 +32,11 @@
 static const char *host, *port;
 static double seconds;
 static int version;
-static atomic_long handshakes, failures;
+static atomic_long handshakes, failures, resumed;
 static SSL_CTX *ctx;
+static char *request;		/* BENCH_REQUEST, or NULL: GET /healthz */
+static size_t request_len;
+static int resume, check_200;
 
 static double now(void)
 {
@@ -51,11 +61,14 @@ static int connect_tcp(void)
 	return fd;
 }
 
-/* One connection: handshake, GET /, read to the end. */
-static int one(void)
+/* One connection: handshake (resuming *sess when set), the request, the
+ * answer read to the end. */
+static int one(SSL_SESSION **sess)
 {
-	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
-	char buf[4096];
+	static const char healthz[] = "GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+	const char *req = request != NULL ? request : healthz;
+	size_t req_len = request != NULL ? request_len : sizeof(healthz) - 1, got = 0;
+	char buf[4096], head[16];
 	SSL *ssl = NULL;
 	int fd, ok = 0, n;
 
@@ -63,13 +76,25 @@ static int one(void)
 		return 0;
 	if ((ssl = SSL_new(ctx)) == NULL || !SSL_set_fd(ssl, fd) || !SSL_set_tlsext_host_name(ssl, host))
 		goto out;
+	if (*sess != NULL)
+		SSL_set_session(ssl, *sess);
 	if (SSL_connect(ssl) != 1)
 		goto out;
-	atomic_fetch_add(&handshakes, 1);
-	if (SSL_write(ssl, req, sizeof(req) - 1) <= 0)
+	if (SSL_write(ssl, req, (int)req_len) <= 0)
 		goto out;
 	while ((n = SSL_read(ssl, buf, sizeof(buf))) > 0)
-		;
+		for (int i = 0; i < n && got < sizeof(head); i++)
+			head[got++] = buf[i];
+	if (check_200 && (got < 12 || memcmp(head, "HTTP/1.1 200", 12) != 0))
+		goto out;
+	atomic_fetch_add(&handshakes, 1);
+	if (SSL_session_reused(ssl))
+		atomic_fetch_add(&resumed, 1);
+	if (resume) {
+		SSL_SESSION_free(*sess);
+		*sess = SSL_get1_session(ssl);
+		SSL_shutdown(ssl); /* freed without it, the session is not resumable */
+	}
 	ok = 1;
 out:
 	SSL_free(ssl);
@@ -81,11 +106,37 @@ out:
 static void *worker(void *arg)
 {
 	double end = now() + seconds;
+	SSL_SESSION *sess = NULL;
 
 	while (now() < end)
-		if (!one())
+		if (!one(&sess))
 			atomic_fetch_add(&failures, 1);
+	SSL_SESSION_free(sess);
 	return NULL;
+}
+
+/* BENCH_REQUEST, BENCH_RESUME, BENCH_CERT and BENCH_KEY. */
+static int from_environment(void)
+{
+	const char *file = getenv("BENCH_REQUEST"), *cert = getenv("BENCH_CERT"), *key = getenv("BENCH_KEY");
+	FILE *fp;
+
+	resume = getenv("BENCH_RESUME") != NULL && strcmp(getenv("BENCH_RESUME"), "1") == 0;
+	if (file != NULL) {
+		if ((fp = fopen(file, "rb")) == NULL || (request = malloc(1 << 20)) == NULL)
+			return 0;
+		request_len = fread(request, 1, 1 << 20, fp);
+		fclose(fp);
+		check_200 = 1;
+	}
+	if (cert != NULL && (SSL_CTX_use_certificate_file(ctx, cert, SSL_FILETYPE_PEM) != 1 ||
+			     SSL_CTX_use_PrivateKey_file(ctx, key != NULL ? key : cert, SSL_FILETYPE_PEM) != 1))
+		return 0;
+	if (resume) {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+		SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+	}
+	return 1;
 }
 
 /* utime + stime of a process, in seconds. */
@@ -154,6 +205,10 @@ int main(int argc, char **argv)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); /* full handshakes only */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (!from_environment()) {
+		fprintf(stderr, "bench_handshake: BENCH_REQUEST, BENCH_CERT or BENCH_KEY cannot be read\n");
+		return 1;
+	}
 	if (pid != NULL)
 		c0 = cpu_of(pid);
 	t0 = now();
@@ -164,10 +219,11 @@ int main(int argc, char **argv)
 	t1 = now();
 	if (pid != NULL)
 		c1 = cpu_of(pid);
-	printf("handshakes %ld rate %.1f/s server_cpu_us_per_hs %.1f failures %ld\n", atomic_load(&handshakes),
+	printf("handshakes %ld rate %.1f/s server_cpu_us_per_hs %.1f failures %ld resumed %ld\n", atomic_load(&handshakes),
 	       atomic_load(&handshakes) / (t1 - t0),
 	       pid != NULL && atomic_load(&handshakes) > 0 ? (c1 - c0) * 1e6 / atomic_load(&handshakes) : 0.0,
-	       atomic_load(&failures));
+	       atomic_load(&failures), atomic_load(&resumed));
 	SSL_CTX_free(ctx);
+	free(request);
 	return 0;
 }

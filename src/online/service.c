@@ -50,7 +50,8 @@ static int set_count(const char *path, const CONF_VALUE *v, unsigned long min, u
 	return P11PKI_OK;
 }
 
-/* [ online ]: store, max_body, crl_dir, ocsp_signer, ocsp_validity. */
+/* [ online ]: store, max_body, crl_dir, ocsp_signer, ocsp_validity,
+ * ca_key_NAME. */
 static int read_settings(struct online_service *svc, const char *path)
 {
 	STACK_OF(CONF_VALUE) *sec = svc->conf != NULL ? NCONF_get_section(svc->conf, "online") : NULL;
@@ -66,6 +67,11 @@ static int read_settings(struct online_service *svc, const char *path)
 		v = sk_CONF_VALUE_value(sec, i);
 		if (strcmp(v->name, "store") == 0)
 			continue;
+		if (strncmp(v->name, "ca_key_", 7) == 0) {
+			if (strncmp(v->value, "file:", 5) != 0 || v->value[5] == '\0')
+				return bad_setting(path, v, "expected file:PATH of an unencrypted PEM key");
+			continue;
+		}
 		if (strcmp(v->name, "max_body") == 0) {
 			if (set_count(path, v, 1024, 16 * 1024 * 1024, &svc->max_body) != 0)
 				return P11PKI_E_ARG;
@@ -83,7 +89,7 @@ static int read_settings(struct online_service *svc, const char *path)
 			svc->ocsp_validity_s = (unsigned)secs;
 		} else {
 			return bad_setting(path, v,
-					   "unknown key (store, max_body, crl_dir, ocsp_signer, ocsp_validity)");
+					   "unknown key (store, max_body, crl_dir, ocsp_signer, ocsp_validity, ca_key_NAME)");
 		}
 	}
 	return P11PKI_OK;
@@ -111,6 +117,37 @@ static int read_chain(const char *pem, STACK_OF(X509) **out)
 	return P11PKI_OK;
 }
 
+/* [ online ] ca_key_NAME = file:PATH: the CA signs with a key in memory,
+ * for comparisons with the token (benchmarks) and migrations. */
+static int open_ca_file_key(struct online_service *svc, const char *name, const char *file, p11pki_ca **ca)
+{
+	EVP_PKEY *key = NULL;
+	FILE *fp = fopen(file, "r");
+	int r;
+
+	if (fp == NULL)
+		return p11pki_fail(P11PKI_E_IO, "[ online ] ca_key_%s: cannot read %s", name, file);
+	key = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (key == NULL)
+		return p11pki_fail(P11PKI_E_ARG, "[ online ] ca_key_%s: %s is not an unencrypted PEM key", name, file);
+	p11pki_log(P11PKI_LOG_WARN, "CA '%s' signs with the key in the file %s, not on a token", name, file);
+	r = p11pki_ca_open_key(svc->st, svc->conf, name, key, ca);
+	EVP_PKEY_free(key);
+	return r;
+}
+
+static const char *file_key_of(const struct online_service *svc, const char *name)
+{
+	char key[80];
+	const char *v;
+
+	snprintf(key, sizeof(key), "ca_key_%s", name);
+	v = svc->conf != NULL ? NCONF_get_string(svc->conf, "online", key) : NULL;
+	ERR_clear_error();
+	return v != NULL ? v + 5 : NULL;
+}
+
 static int open_ca(struct online_service *svc, const char *name, online_token_fn token, void *token_ctx)
 {
 	struct online_ca *oc = &svc->cas[svc->n_cas];
@@ -124,9 +161,12 @@ static int open_ca(struct online_service *svc, const char *name, online_token_fn
 		return p11pki_fail(P11PKI_E_ARG, "more than %d CAs served online", ONLINE_MAX_CAS);
 	snprintf(oc->name, sizeof(oc->name), "%s", name);
 	svc->n_cas++; /* so that close frees what was opened */
-	if ((r = p11pki_ca_key_uri(svc->st, name, &uri)) != 0 || (r = p11pki_uri_parse(uri, &sel)) != 0 ||
-	    (r = token(token_ctx, sel, &oc->token)) != 0 || (r = p11pki_ca_open(svc->st, svc->conf, name, oc->token, &oc->ca)) != 0 ||
-	    (r = p11pki_store_ca_get(svc->st, name, &rec)) != 0 || (r = read_chain(rec.chain_pem, &oc->chain)) != 0)
+	if (file_key_of(svc, name) != NULL)
+		r = open_ca_file_key(svc, name, file_key_of(svc, name), &oc->ca);
+	else if ((r = p11pki_ca_key_uri(svc->st, name, &uri)) == 0 && (r = p11pki_uri_parse(uri, &sel)) == 0 &&
+		 (r = token(token_ctx, sel, &oc->token)) == 0)
+		r = p11pki_ca_open(svc->st, svc->conf, name, oc->token, &oc->ca);
+	if (r != 0 || (r = p11pki_store_ca_get(svc->st, name, &rec)) != 0 || (r = read_chain(rec.chain_pem, &oc->chain)) != 0)
 		r = p11pki_fail(r, "CA '%s': %s", name, p11pki_errmsg());
 	else
 		oc->cert = p11pki_ca_cert(oc->ca);
