@@ -45,6 +45,10 @@ struct p11pki_store_cert {
 /* Opens (creating if needed, mode 0600) and migrates the database; WAL
  * mode and a busy timeout let several processes issue at once. */
 P11PKI_API int p11pki_store_open(const char *path, p11pki_store **out);
+/* Opens the store at the first of: explicit_path (a setting naming it for
+ * this program, may be NULL), $P11PKI_STORE, configured (`store` of
+ * [ p11pki ], may be NULL), $P11PKI_HOME/ca.db. */
+P11PKI_API int p11pki_store_open_default(const char *explicit_path, const char *configured, p11pki_store **st);
 P11PKI_API void p11pki_store_close(p11pki_store *st);
 /* Schema version found in the file (after migration: the current one). */
 P11PKI_API int p11pki_store_schema_version(p11pki_store *st);

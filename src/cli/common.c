@@ -91,21 +91,11 @@ const char *cli_config_value(struct cli *c, const char *key)
 
 int cli_open_store(struct cli *c, struct p11pki_store **st)
 {
-	char home[PATH_MAX - 16], path[PATH_MAX];
-	const char *file = getenv("P11PKI_STORE");
 	int r;
 
-	if (file == NULL && (r = cli_config(c)) != 0)
+	if (getenv("P11PKI_STORE") == NULL && (r = cli_config(c)) != 0)
 		return r;
-	if (file == NULL)
-		file = cli_config_value(c, "store");
-	if (file == NULL) {
-		if ((r = p11pki_home(home, sizeof(home))) != 0)
-			return r;
-		snprintf(path, sizeof(path), "%s/ca.db", home);
-		file = path;
-	}
-	return p11pki_store_open(file, st);
+	return p11pki_store_open_default(NULL, getenv("P11PKI_STORE") == NULL ? cli_config_value(c, "store") : NULL, st);
 }
 
 int cli_open_module(struct cli *c)

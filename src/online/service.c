@@ -11,26 +11,14 @@
 
 #define OCSP_VALIDITY_DEFAULT 3600
 
-/* The store: [ online ] store, $P11PKI_STORE, [ p11pki ] store, or
- * $P11PKI_HOME/ca.db: where `p11pki ca` finds it too. */
+/* The store: [ online ] store, else where `p11pki ca` finds it. */
 static int open_store(const CONF *conf, p11pki_store **st)
 {
-	char home[PATH_MAX - 16], path[PATH_MAX];
-	const char *file = conf != NULL ? NCONF_get_string(conf, "online", "store") : NULL;
-	int r;
+	const char *online = conf != NULL ? NCONF_get_string(conf, "online", "store") : NULL;
+	const char *general = conf != NULL ? NCONF_get_string(conf, "p11pki", "store") : NULL;
 
-	if (file == NULL)
-		file = getenv("P11PKI_STORE");
-	if (file == NULL && conf != NULL)
-		file = NCONF_get_string(conf, "p11pki", "store");
 	ERR_clear_error(); /* a missing key is not an error */
-	if (file == NULL) {
-		if ((r = p11pki_home(home, sizeof(home))) != 0)
-			return r;
-		snprintf(path, sizeof(path), "%s/ca.db", home);
-		file = path;
-	}
-	return p11pki_store_open(file, st);
+	return p11pki_store_open_default(online, general, st);
 }
 
 static int bad_setting(const char *path, const CONF_VALUE *v, const char *what)
