@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The CA online, measured: EST enrollments per second (simpleenroll,
-# authenticated by a client certificate: the CA path, not PBKDF2) and OCSP
+# The CA online, measured: EST enrollments per second (simpleenroll of a
+# client certificate's own identity, authenticated by that certificate:
+# the CA path, not PBKDF2) and OCSP
 # responses per second (POST, one serial) against `p11pki serve`, with the
 # issuing CA's P-256 key on a SoftHSM2 token and with an in-memory key
 # ([ online ] ca_key_issuing = file:..., the same CA record), both servers
@@ -47,11 +48,11 @@ cat "$T/client.crt" "$T/issuing.crt" >"$T/client-chain.crt"
 cat "$T/root.crt" "$T/issuing.crt" >"$T/chain.pem"
 
 # the requests
-openssl req -new -key "$T/client.key" -subj /CN=www.example.com -addext subjectAltName=DNS:www.example.com \
-	-outform DER -out "$T/www.der"
+# a client certificate enrolls its own identity (another needs HTTP Basic)
+openssl req -new -key "$T/client.key" -subj /CN=bench-client -outform DER -out "$T/www.der"
 base64 -w 64 "$T/www.der" >"$T/www.b64"
 {
-	printf 'POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: bench\r\nContent-Type: application/pkcs10\r\n'
+	printf 'POST /.well-known/est/clients/simpleenroll HTTP/1.1\r\nHost: bench\r\nContent-Type: application/pkcs10\r\n'
 	printf 'Content-Length: %d\r\nConnection: close\r\n\r\n' "$(stat -c %s "$T/www.b64")"
 	cat "$T/www.b64"
 } >"$T/est.req"
@@ -81,7 +82,7 @@ start() { # NAME EXTRA_ONLINE_LINE
 	mode = http
 	client_auth = optional
 	client_ca = $T/chain.pem
-	est = issuing/server
+	est_label_clients = issuing/client
 	ocsp = issuing
 	CONF
 	"$p11pki" serve -c "$d/serve.conf" 2>>"$d/log" &

@@ -307,26 +307,6 @@ static int basic_auth(struct est_ctx *x, char *requester, size_t size)
 	return 0;
 }
 
-/* 0 when the client may enroll, with the requester to record; otherwise
- * answered. A client certificate of this CA is enough; else Basic. */
-static int authorize_enroll(struct est_ctx *x, char *requester, size_t size)
-{
-	const char *why = NULL;
-
-	if (x->rq->client_cert != NULL && !x->rq->client_cert_renewal_only &&
-	    client_cert_check(x, x->rq->client_cert, NULL, &why) == 0) {
-		cert_requester(x, x->rq->client_cert, requester, size);
-		return 0;
-	}
-	if (why != NULL)
-		p11pki_log(P11PKI_LOG_DEBUG, "est: %s: %s", x->rq->client_ip ? x->rq->client_ip : "?", why);
-	if (x->rq->authorization == NULL) {
-		unauthorized(x, "EST needs a user name and secret (HTTP Basic) or a client certificate of this CA");
-		return -1;
-	}
-	return basic_auth(x, requester, size);
-}
-
 /* ---- requests ---- */
 
 /* "application/pkcs10", any case, parameters allowed. */
@@ -405,17 +385,6 @@ static void issue(struct est_ctx *x, X509_REQ *csr, const char *requester)
 	X509_free(cert);
 }
 
-static void simpleenroll(struct est_ctx *x)
-{
-	char requester[REQUESTER_MAX];
-	X509_REQ *csr = NULL;
-
-	if (authorize_enroll(x, requester, sizeof(requester)) != 0 || read_csr(x, &csr) != 0)
-		return;
-	issue(x, csr, requester);
-	X509_REQ_free(csr);
-}
-
 /* Each name of a is one of b's. */
 static int names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
 {
@@ -449,6 +418,51 @@ static const char *identity_differs(X509_REQ *csr, X509 *cert)
 	GENERAL_NAMES_free(got);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	return why;
+}
+
+/* Whether cert (a valid client certificate of this CA) vouches for csr:
+ * the same subject and subjectAltNames, at a label of the profile the
+ * certificate has. Another identity needs HTTP Basic. */
+static int cert_vouches(struct est_ctx *x, X509 *cert, X509_REQ *csr)
+{
+	struct p11pki_store_cert row;
+	const char *why = NULL;
+	int ok;
+
+	memset(&row, 0, sizeof(row));
+	ok = client_cert_check(x, cert, &row, &why) == 0 && row.profile != NULL &&
+	     strcmp(row.profile, x->route->profile) == 0 && identity_differs(csr, cert) == NULL;
+	if (why != NULL)
+		p11pki_log(P11PKI_LOG_DEBUG, "est: %s: %s", x->rq->client_ip ? x->rq->client_ip : "?", why);
+	p11pki_store_cert_clear(&row);
+	return ok;
+}
+
+/* Authenticated by HTTP Basic (any identity the user's profile allows),
+ * or by a client certificate of this CA for its own identity. */
+static void simpleenroll(struct est_ctx *x)
+{
+	char requester[REQUESTER_MAX];
+	X509 *cert = x->rq->client_cert;
+	X509_REQ *csr = NULL;
+
+	if (x->rq->authorization == NULL && cert == NULL) {
+		unauthorized(x, "EST needs a user name and secret (HTTP Basic) or a client certificate of this CA");
+		return;
+	}
+	if (read_csr(x, &csr) != 0)
+		return;
+	if (cert != NULL && !x->rq->client_cert_renewal_only && cert_vouches(x, cert, csr))
+		cert_requester(x, cert, requester, sizeof(requester));
+	else if (x->rq->authorization == NULL) {
+		unauthorized(x, "a client certificate enrolls only its own subject and subjectAltNames with its own "
+				"profile: give a user name and secret (HTTP Basic) for another identity");
+		goto out;
+	} else if (basic_auth(x, requester, sizeof(requester)) != 0)
+		goto out;
+	issue(x, csr, requester);
+out:
+	X509_REQ_free(csr);
 }
 
 static void simplereenroll(struct est_ctx *x)

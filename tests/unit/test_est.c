@@ -533,13 +533,20 @@ static void test_enroll_client_cert(void **state)
 	EVP_PKEY *k2 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	X509 *alice = alice_cert(k1), *x;
 	X509_REQ *req = make_csr(k2, "CN=www.example.com", "dns:www.example.com");
+	X509_REQ *own = make_csr(k2, "CN=alice", NULL);
 	struct online_response rs;
 
-	enroll("/.well-known/est/simpleenroll", req, NULL, alice, &rs);
+	/* its own identity, at a label of its own profile */
+	enroll("/.well-known/est/clients/simpleenroll", own, NULL, alice, &rs);
 	x = issued_cert(&rs);
 	assert_requester(x, "est-cert:CN=alice@192.0.2.1");
 	X509_free(x);
 	online_response_clear(&rs);
+	/* another identity needs HTTP Basic, whatever certificate is shown */
+	enroll("/.well-known/est/simpleenroll", req, NULL, alice, &rs);
+	assert_int_equal(rs.status, 401);
+	online_response_clear(&rs);
+	X509_REQ_free(own);
 	X509_REQ_free(req);
 	X509_free(alice);
 	EVP_PKEY_free(k1);
