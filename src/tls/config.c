@@ -1294,6 +1294,9 @@ static int coherent(const struct loader *ld, int bi)
 		if (seen[client_keys[i]] != 0)
 			return bad(ld, seen[client_keys[i]], b->name, binding_keys[client_keys[i]].name,
 				   "has no effect without client certificates: set client_auth = optional or require");
+	if (b->key != NULL && strncmp(b->key, "file:", 5) == 0 && b->cert != NULL &&
+	    (is_uri(b->cert) || strncmp(b->cert, "sha1:", 5) == 0 || strncmp(b->cert, "sha256:", 7) == 0))
+		return bad(ld, seen[K_CERT], b->name, "cert", "a key from a file (key = file:...) needs cert = a PEM file");
 	if (b->mode != P11PKI_MODE_HTTP && (b->est != NULL || b->n_est_labels > 0 || b->ocsp != NULL || b->crls != NULL))
 		return bad(ld, b->line, b->name, NULL, "est, ocsp and crls answer HTTP: set mode = http");
 	for (i = 0; b->n_backends == 0 && i < sizeof(health_keys) / sizeof(health_keys[0]); i++)

@@ -19,7 +19,14 @@ static void check_binding(const struct p11pki_binding *b)
 {
 	if (b->name == NULL || b->name[0] == '\0' || b->cert == NULL || b->key == NULL || b->listen.host[0] == '\0')
 		abort();
-	if (strncasecmp(b->key, "pkcs11:", 7) != 0)
+	/* a PKCS#11 URI, or file:PATH with a certificate file */
+	if (strncasecmp(b->key, "pkcs11:", 7) != 0 &&
+	    (strncmp(b->key, "file:", 5) != 0 || b->key[5] == '\0' || strncasecmp(b->cert, "pkcs11:", 7) == 0 ||
+	     strncmp(b->cert, "sha1:", 5) == 0 || strncmp(b->cert, "sha256:", 7) == 0))
+		abort();
+	if ((b->est != NULL || b->n_est_labels > 0 || b->ocsp != NULL || b->crls != NULL) && b->mode != P11PKI_MODE_HTTP)
+		abort();
+	if (b->est != NULL && strchr(b->est, '/') == NULL)
 		abort();
 	if ((b->min_tls12 != 0 && b->min_tls12 != 1) || (b->tls13 != 0 && b->tls13 != 1) ||
 	    (!b->min_tls12 && !b->tls13))
