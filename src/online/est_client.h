@@ -36,6 +36,8 @@ struct p11pki_est_url {
 /* Parses --server. Anything else (http://, a path, user info, a query) is
  * P11PKI_E_ARG saying what to give instead. */
 int p11pki_est_client_parse_url(const char *text, struct p11pki_est_url *out);
+/* Letters, digits, '-' and '.': host names and EST labels. */
+int p11pki_est_host_char(unsigned char c);
 
 /* ---- answers ------------------------------------------------------------- */
 

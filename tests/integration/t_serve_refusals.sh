@@ -105,3 +105,19 @@ sed 's/, bad1, bad2//' "$T/many.conf" | sed '/^\[ bad1 \]/,$d' >"$T/good.conf"
 out=$(run "$P11PKI" bindings check -c "$T/good.conf" --pin-source "file:$T/user.pin") || fail "bindings check of a good config: $out"
 [ "$out" = "good: ok" ] || fail "bindings check of a good config: $out"
 ok "bindings check: one line per problem, exit 1; a good configuration: exit 0"
+
+# each worker listens on its own socket of the port (SO_REUSEPORT): a
+# second serve on the same port must still be refused, not share it
+printf '[ serve ]\nbindings = first\nworkers = 2\nbound_file = %s/bound\n\n[ first ]\nlisten = 127.0.0.1:0\ncert = %s/a.crt\nkey = %s\n' \
+	"$T" "$T" "$A" >"$T/first.conf"
+start_serve "$T/first.conf"
+port=$(bound first)
+port=${port##*:}
+sed "s/^bindings = first/bindings = second/; s/^\[ first \]/[ second ]/; s/127.0.0.1:0/127.0.0.1:$port/; s|/bound$|/bound.second|" \
+	"$T/first.conf" >"$T/second.conf"
+expect_fail "binding second: cannot listen on 127.0.0.1:$port: Address already in use" \
+	"$P11PKI" serve -c "$T/second.conf" --pin-source "file:$T/user.pin"
+out=$(tls "127.0.0.1:$port" || true)
+[[ $out == *"a.test"* ]] || fail "the first serve stopped answering: $out"
+stop_serve
+ok "a second serve on a port the first holds is refused (per-worker listening sockets do not share it)"
