@@ -345,7 +345,7 @@ static void start(struct tls_worker *w, struct tls_listener *l, struct tls_gen *
 	step(c);
 }
 
-void tls_conn_accept(struct tls_worker *w, struct tls_listener *l, int lfd)
+void tls_conn_accept(struct tls_worker *w, struct tls_listener *l)
 {
 	struct tls_server *srv = w->srv;
 	struct sockaddr_storage sa;
@@ -357,7 +357,7 @@ void tls_conn_accept(struct tls_worker *w, struct tls_listener *l, int lfd)
 
 	for (i = 0; i < ACCEPT_BATCH; i++) {
 		len = sizeof(sa);
-		if ((fd = accept4(lfd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
+		if ((fd = accept4(l->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno == EMFILE || errno == ENFILE)

@@ -56,76 +56,32 @@ int tls_resolve(const struct p11pki_endpoint *ep, int passive, struct sockaddr_s
 	return P11PKI_OK;
 }
 
-/* A listening socket on sa; reuseport: one of a group sharing the port. */
-static int listen_on(const struct sockaddr_storage *sa, socklen_t len, int reuseport, const char *where, int *fd)
-{
-	int s, one = 1, r;
-
-	if ((s = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
-		return p11pki_fail(P11PKI_E_IO, "cannot listen on %s: %s", where, strerror(errno));
-	(void)setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if ((reuseport && setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
-	    bind(s, (const struct sockaddr *)sa, len) != 0 || listen(s, BACKLOG) != 0) {
-		r = p11pki_fail(P11PKI_E_IO, "cannot listen on %s: %s", where, strerror(errno));
-		close(s);
-		return r;
-	}
-	*fd = s;
-	return P11PKI_OK;
-}
-
-static int port_of(int fd, struct sockaddr_storage *sa, socklen_t *len, const char *where)
-{
-	*len = sizeof(*sa);
-	if (getsockname(fd, (struct sockaddr *)sa, len) != 0)
-		return p11pki_fail(P11PKI_E_IO, "cannot listen on %s: %s", where, strerror(errno));
-	return P11PKI_OK;
-}
-
 int tls_listen(const struct p11pki_endpoint *ep, int *fd, char *bound, size_t bound_size)
-{
-	return tls_listen_group(ep, 1, fd, bound, bound_size);
-}
-
-/* With several workers, each gets its own socket on the address
- * (SO_REUSEPORT): the kernel spreads the connections over them, so a
- * connection wakes one worker, where one shared socket wakes them all
- * and all but one find nothing to accept. A plain socket is bound first,
- * so that an address another program (or another p11pki serve) holds is
- * refused rather than silently shared, and so that port 0 is a free port. */
-int tls_listen_group(const struct p11pki_endpoint *ep, unsigned n, int *fds, char *bound, size_t bound_size)
 {
 	struct sockaddr_storage sa;
 	socklen_t len;
 	char where[TLS_ADDR_MAX];
-	unsigned i;
-	int probe = -1, r;
+	int s = -1, one = 1, r;
 
-	for (i = 0; i < n; i++)
-		fds[i] = -1;
+	*fd = -1;
 	if ((r = tls_resolve(ep, 1, &sa, &len)) != 0)
 		return r;
 	tls_endpoint_text(ep, where, sizeof(where));
-	if ((r = listen_on(&sa, len, 0, where, &probe)) != 0 || (r = port_of(probe, &sa, &len, where)) != 0)
-		goto out;
-	if (n == 1) {
-		fds[0] = probe;
-		probe = -1;
+	if ((s = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return p11pki_fail(P11PKI_E_IO, "cannot listen on %s: %s", where, strerror(errno));
+	(void)setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(s, (struct sockaddr *)&sa, len) != 0 || listen(s, BACKLOG) != 0) {
+		r = p11pki_fail(P11PKI_E_IO, "cannot listen on %s: %s", where, strerror(errno));
+		close(s);
+		return r;
 	}
-	if (n > 1)
-		close(probe);
-	probe = -1;
-	for (i = 0; i < n && n > 1 && r == 0; i++)
-		r = listen_on(&sa, len, 1, where, &fds[i]);
-	if (r == 0)
-		tls_addr_text((struct sockaddr *)&sa, len, bound, bound_size);
-out:
-	if (probe >= 0)
-		close(probe);
-	for (i = 0; r != 0 && i < n; i++)
-		if (fds[i] >= 0) {
-			close(fds[i]);
-			fds[i] = -1;
-		}
-	return r;
+	len = sizeof(sa);
+	if (getsockname(s, (struct sockaddr *)&sa, &len) != 0) {
+		r = p11pki_fail(P11PKI_E_IO, "cannot listen on %s: %s", where, strerror(errno));
+		close(s);
+		return r;
+	}
+	tls_addr_text((struct sockaddr *)&sa, len, bound, bound_size);
+	*fd = s;
+	return P11PKI_OK;
 }

@@ -42,7 +42,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct tls_acceptor *a = arg;
 
-	tls_conn_accept(a->w, a->l, fd);
+	tls_conn_accept(a->w, a->l);
 }
 
 static void stop_accepting(struct tls_worker *w)
@@ -111,9 +111,7 @@ static int worker_init(struct tls_server *srv, struct tls_worker *w, unsigned id
 	for (i = 0; i < srv->n_listeners; i++) {
 		w->acc[i].w = w;
 		w->acc[i].l = &srv->listener[i];
-		struct tls_listener *l = &srv->listener[i];
-		int fd = l->fd[id < l->n_fd ? id : 0];
-		if ((w->acc[i].ev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_accept, &w->acc[i])) ==
+		if ((w->acc[i].ev = event_new(w->base, srv->listener[i].fd, EV_READ | EV_PERSIST, on_accept, &w->acc[i])) ==
 			    NULL ||
 		    event_add(w->acc[i].ev, NULL) != 0)
 			return p11pki_fail(P11PKI_E_NOMEM, "cannot watch listener %s", srv->listener[i].bound);
@@ -207,8 +205,7 @@ static int open_listeners(struct tls_server *srv, struct tls_gen *g)
 	for (k = 0; k < g->n_views; k++) {
 		struct tls_listener *l = &srv->listener[k];
 		l->ep = *g->view[k].ep;
-		l->n_fd = srv->n_workers;
-		if ((r = tls_listen_group(&l->ep, l->n_fd, l->fd, l->bound, sizeof(l->bound))) != 0)
+		if ((r = tls_listen(&l->ep, &l->fd, l->bound, sizeof(l->bound))) != 0)
 			return tls_fail_wrap(r, g->site[g->view[k].dflt].where);
 		srv->n_listeners++;
 		g->view[k].listener = k;
@@ -218,14 +215,13 @@ static int open_listeners(struct tls_server *srv, struct tls_gen *g)
 
 static void close_listeners(struct tls_server *srv)
 {
-	size_t i, k;
+	size_t i;
 
 	for (i = 0; i < srv->n_listeners; i++)
-		for (k = 0; k < srv->listener[i].n_fd; k++)
-			if (srv->listener[i].fd[k] >= 0) {
-				close(srv->listener[i].fd[k]);
-				srv->listener[i].fd[k] = -1;
-			}
+		if (srv->listener[i].fd >= 0) {
+			close(srv->listener[i].fd);
+			srv->listener[i].fd = -1;
+		}
 }
 
 /* A reload keeps the listening sockets: each view of the new generation
@@ -458,7 +454,7 @@ int p11pki_serve_run(struct p11pki_serve_config *cfg, const char *pin_source)
 	}
 	pthread_mutex_init(&srv->gen_lock, NULL);
 	for (i = 0; i < P11PKI_MAX_BINDINGS; i++)
-		srv->listener[i].n_fd = 0;
+		srv->listener[i].fd = -1;
 	/* threads started from here on leave these signals to this one */
 	sigemptyset(&set);
 	for (i = 0; i < 3; i++)

@@ -235,9 +235,6 @@ void tls_addr_text(const struct sockaddr *sa, socklen_t len, char *buf, size_t s
 int tls_resolve(const struct p11pki_endpoint *ep, int passive, struct sockaddr_storage *sa, socklen_t *len);
 /* A non-blocking listening socket on ep; *bound gets its address. */
 int tls_listen(const struct p11pki_endpoint *ep, int *fd, char *bound, size_t bound_size);
-/* n listening sockets on ep sharing its port (SO_REUSEPORT), one per
- * worker; n = 1 is tls_listen. */
-int tls_listen_group(const struct p11pki_endpoint *ep, unsigned n, int *fds, char *bound, size_t bound_size);
 /* "host:port" as configured. */
 void tls_endpoint_text(const struct p11pki_endpoint *ep, char *buf, size_t size);
 int tls_endpoint_eq(const struct p11pki_endpoint *a, const struct p11pki_endpoint *b);
@@ -246,8 +243,7 @@ int tls_endpoint_eq(const struct p11pki_endpoint *a, const struct p11pki_endpoin
 
 struct tls_listener {
 	struct p11pki_endpoint ep;
-	int fd[TLS_MAX_WORKERS];	/* one per worker (SO_REUSEPORT), -1: none */
-	unsigned n_fd;
+	int fd;
 	char bound[TLS_ADDR_MAX];
 	atomic_uint conns;
 };
@@ -349,7 +345,7 @@ struct tls_conn {
 };
 
 /* Accepts what waits on listener l (its fd is readable). */
-void tls_conn_accept(struct tls_worker *w, struct tls_listener *l, int fd);
+void tls_conn_accept(struct tls_worker *w, struct tls_listener *l);
 /* Frees a connection in any state. */
 void tls_conn_free(struct tls_conn *c);
 

@@ -106,8 +106,7 @@ out=$(run "$P11PKI" bindings check -c "$T/good.conf" --pin-source "file:$T/user.
 [ "$out" = "good: ok" ] || fail "bindings check of a good config: $out"
 ok "bindings check: one line per problem, exit 1; a good configuration: exit 0"
 
-# each worker listens on its own socket of the port (SO_REUSEPORT): a
-# second serve on the same port must still be refused, not share it
+# a second serve on the port a running one holds is refused, not shared
 printf '[ serve ]\nbindings = first\nworkers = 2\nbound_file = %s/bound\n\n[ first ]\nlisten = 127.0.0.1:0\ncert = %s/a.crt\nkey = %s\n' \
 	"$T" "$T" "$A" >"$T/first.conf"
 start_serve "$T/first.conf"
@@ -120,4 +119,4 @@ expect_fail "binding second: cannot listen on 127.0.0.1:$port: Address already i
 out=$(tls "127.0.0.1:$port" || true)
 [[ $out == *"a.test"* ]] || fail "the first serve stopped answering: $out"
 stop_serve
-ok "a second serve on a port the first holds is refused (per-worker listening sockets do not share it)"
+ok "a second serve on a port the first holds is refused; the first goes on answering"
