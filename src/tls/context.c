@@ -138,6 +138,11 @@ static int session_setup(struct tls_site *s)
 	/* sessions resume only on the binding that made them */
 	if (EVP_Digest(s->b->name, strlen(s->b->name), sid, &len, EVP_sha256(), NULL) != 1 || len > sizeof(sid))
 		return 0;
+	/* stateful resumption: the workers are threads sharing this cache, so
+	 * a resumed session is found in memory instead of decrypted and
+	 * decoded from a ticket (with a client certificate in it, a decode
+	 * costs more than the rest of the resumed handshake) */
+	SSL_CTX_set_options(s->ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_sess_set_cache_size(s->ctx, SESSION_CACHE_SIZE);
 	SSL_CTX_set_timeout(s->ctx, (long)timeout);
