@@ -59,6 +59,33 @@ static const char *auth_name(enum p11pki_client_auth a)
 	return a == P11PKI_CLIENT_REQUIRE ? "require" : a == P11PKI_CLIENT_OPTIONAL ? "optional" : "none";
 }
 
+static void json_string_or_null(const char *name, const char *v)
+{
+	printf(", \"%s\": ", name);
+	if (v != NULL)
+		cli_json_string(stdout, v);
+	else
+		printf("null");
+}
+
+/* "est", "est_labels" {label: CA/profile}, "ocsp", "crls". */
+static void json_online(const struct p11pki_binding *b)
+{
+	size_t k;
+
+	json_string_or_null("est", b->est);
+	printf(", \"est_labels\": {");
+	for (k = 0; k < b->n_est_labels; k++) {
+		printf("%s", k ? ", " : "");
+		cli_json_string(stdout, b->est_labels[k].label);
+		printf(": ");
+		cli_json_string(stdout, b->est_labels[k].target);
+	}
+	printf("}");
+	json_string_or_null("ocsp", b->ocsp);
+	json_string_or_null("crls", b->crls);
+}
+
 static void show_json(const struct p11pki_binding_view *v, size_t n)
 {
 	size_t i, k;
@@ -110,9 +137,28 @@ static void show_json(const struct p11pki_binding_view *v, size_t n)
 			printf("%s", k ? ", " : "");
 			cli_json_string(stdout, ep);
 		}
-		printf("]}");
+		printf("]");
+		json_online(b);
+		printf("}");
 	}
 	printf("\n]\n");
+}
+
+/* The CA online routes of a binding, when it has any. */
+static void show_online(const struct p11pki_binding *b)
+{
+	size_t k;
+
+	if (b->est != NULL)
+		printf("    EST /.well-known/est/        : %s (CA/profile)\n", b->est);
+	for (k = 0; k < b->n_est_labels; k++)
+		printf("    EST /.well-known/est/%s/%*s: %s (CA/profile)\n", b->est_labels[k].label,
+		       (int)(strlen(b->est_labels[k].label) < 7 ? 7 - strlen(b->est_labels[k].label) : 0), "",
+		       b->est_labels[k].target);
+	if (b->ocsp != NULL)
+		printf("    OCSP /ocsp for CAs           : %s\n", b->ocsp);
+	if (b->crls != NULL)
+		printf("    CRLs /crl/CA.crl for CAs     : %s\n", b->crls);
 }
 
 static void show_text(const struct p11pki_binding_view *v, size_t n)
@@ -136,7 +182,10 @@ static void show_text(const struct p11pki_binding_view *v, size_t n)
 			printf("    Certificate                  : cannot be read: %s\n", v[i].error);
 		}
 		printf("    Certificate from             : %s\n", b->cert != NULL ? b->cert : "(the key's token)");
-		printf("    Key (stays on the token)     : %s\n", b->key);
+		if (strncmp(b->key, "file:", 5) == 0)
+			printf("    Key (in a file, not a token) : %s\n", b->key + 5);
+		else
+			printf("    Key (stays on the token)     : %s\n", b->key);
 		printf("    Client certificates          : %s", auth_name(b->client_auth));
 		if (b->client_ca != NULL)
 			printf(" (CA: %s%s%s)", b->client_ca, b->crl != NULL ? ", CRL: " : "", b->crl != NULL ? b->crl : "");
@@ -146,6 +195,7 @@ static void show_text(const struct p11pki_binding_view *v, size_t n)
 			printf(strchr(b->backends[k].host, ':') ? "%s[%s]:%u" : "%s%s:%u", k ? ", " : "", b->backends[k].host,
 			       (unsigned)b->backends[k].port);
 		printf("%s\n", b->n_backends == 0 ? "(none)" : "");
+		show_online(b);
 	}
 }
 

@@ -42,6 +42,10 @@ ocsp = issuing
 crls = issuing
 EOF
 
+# bindings show lists the online routes
+"$P11PKI" bindings show -c "$T/ca.conf" --json --pin-source "file:$T/user.pin" |
+	jq -e '.[0] | .est == "issuing/server" and .est_labels.clients == "issuing/client" and .ocsp == "issuing" and .crls == "issuing"' \
+	>/dev/null || fail "bindings show does not list the online routes"
 secret=$("$P11PKI" est user add web01 --ca issuing --profile server | awk '/^secret/ { print $2 }')
 [ -n "$secret" ] || fail "est user add printed no secret"
 start_serve "$T/ca.conf"
