@@ -22,7 +22,10 @@
 
 #include "tls/server.h"
 
-#define ACCEPT_BATCH 32
+/* One connection per wake, as nginx does: the loop then serves handshakes
+ * already under way before the next accept, and a wake does not end in an
+ * accept that finds nothing (the listener stays readable while more wait). */
+#define ACCEPT_BATCH 1
 #define ASYNC_FDS_MAX 4
 #define JOB_RETRY_MS 5	/* no free ASYNC job: try again shortly */
 

@@ -100,13 +100,29 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* The changelist folds the event changes one loop pass makes for a file
+ * descriptor (a handshake event deleted as it fires and added again, the
+ * data phase taking the socket over) into one epoll_ctl, or none. */
+static struct event_base *worker_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (cfg == NULL)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static int worker_init(struct tls_server *srv, struct tls_worker *w, unsigned id)
 {
 	size_t i;
 
 	w->srv = srv;
 	w->id = id;
-	if ((w->base = event_base_new()) == NULL || (w->wake = event_new(w->base, -1, 0, on_wake, w)) == NULL)
+	if ((w->base = worker_base()) == NULL || (w->wake = event_new(w->base, -1, 0, on_wake, w)) == NULL)
 		return p11pki_fail(P11PKI_E_NOMEM, "cannot create the event loop of worker %u", id);
 	for (i = 0; i < srv->n_listeners; i++) {
 		w->acc[i].w = w;
