@@ -5,6 +5,7 @@
  * (libp11's own EVP_PKEY cannot be used: its key enumeration fails on
  * tokens that also hold an Ed25519 key.) */
 #define OPENSSL_SUPPRESS_DEPRECATED 1 /* RSA_METHOD / EC_KEY_METHOD */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,9 +19,8 @@ struct keyref {
 	p11pki_token *t;
 	unsigned char id[64];
 	size_t id_len;
-	char label[64];
-	pthread_mutex_t lock;
-	CK_OBJECT_HANDLE handle; /* cached; 0 until found */
+	char what[96]; /* "signing with key 'LABEL'", for a failure */
+	_Atomic CK_OBJECT_HANDLE handle; /* cached; 0 until found */
 };
 
 static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
@@ -32,9 +32,6 @@ static void keyref_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lo
 {
 	struct keyref *k = ptr;
 
-	if (k == NULL)
-		return;
-	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
 
@@ -58,9 +55,7 @@ static CK_RV find_private(p11pki_token *t, CK_SESSION_HANDLE s, struct keyref *k
 		return rv;
 	if (count == 0)
 		return CKR_KEY_HANDLE_INVALID;
-	pthread_mutex_lock(&k->lock);
-	k->handle = *h;
-	pthread_mutex_unlock(&k->lock);
+	atomic_store(&k->handle, *h);
 	return CKR_OK;
 }
 
@@ -71,9 +66,8 @@ static CK_RV sign_fn(p11pki_token *t, CK_SESSION_HANDLE s, void *arg)
 	CK_OBJECT_HANDLE h;
 	CK_RV rv;
 
-	pthread_mutex_lock(&op->k->lock);
-	h = op->k->handle;
-	pthread_mutex_unlock(&op->k->lock);
+	/* no lock: the workers sign at once with one key */
+	h = atomic_load(&op->k->handle);
 	if (h == 0 && (rv = find_private(t, s, op->k, &h)) != CKR_OK)
 		return rv;
 	rv = P11_CALL(t->m, C_SignInit, s, &mech, h);
@@ -92,10 +86,8 @@ static CK_RV sign_fn(p11pki_token *t, CK_SESSION_HANDLE s, void *arg)
 static int sign_now(void *arg)
 {
 	struct sign_op *op = arg;
-	char what[96];
 
-	snprintf(what, sizeof(what), "signing with key '%s'", op->k->label);
-	return p11pki_token_run(op->k->t, what, sign_fn, op);
+	return p11pki_token_run(op->k->t, op->k->what, sign_fn, op);
 }
 
 static int token_sign(struct keyref *k, struct sign_op *op)
@@ -243,10 +235,8 @@ int p11pki_key_load(p11pki_token *t, const struct p11pki_uri *sel, EVP_PKEY **ou
 	k->t = t;
 	memcpy(k->id, key.id, key.id_len);
 	k->id_len = key.id_len;
-	snprintf(k->label, sizeof(k->label), "%s", key.label ? key.label : "");
-	pthread_mutex_init(&k->lock, NULL);
+	snprintf(k->what, sizeof(k->what), "signing with key '%.64s'", key.label ? key.label : "");
 	if (!wrap_key(pub, k, out)) {
-		pthread_mutex_destroy(&k->lock);
 		free(k);
 		r = p11pki_fail(P11PKI_E_CRYPTO, "cannot make an OpenSSL key for '%s'", key.label ? key.label : "");
 	}
