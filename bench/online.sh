@@ -84,6 +84,7 @@ start() { # NAME EXTRA_ONLINE_LINE
 	client_ca = $T/chain.pem
 	est_label_clients = issuing/client
 	ocsp = issuing
+	session_tickets = off
 	CONF
 	"$p11pki" serve -c "$d/serve.conf" 2>>"$d/log" &
 	pids+=("$!")

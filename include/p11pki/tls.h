@@ -54,6 +54,7 @@ struct p11pki_binding {
 	int min_tls12, tls13;		/* protocols: TLS 1.2 and/or 1.3 */
 	char *ciphers, *ciphersuites;	/* OpenSSL syntax, already vetted */
 	unsigned session_timeout_s, handshake_timeout_ms, idle_timeout_ms, max_connections;
+	int session_cache;		/* session_tickets = off: sessions stay in memory */
 	/* the CA online (http mode): EST, OCSP, CRLs */
 	char *est;			/* "CA/profile" of /.well-known/est/ */
 	struct p11pki_est_label est_labels[P11PKI_MAX_EST_LABELS];

@@ -35,7 +35,7 @@ enum {
 	K_LISTEN, K_SNI, K_CERT, K_KEY, K_CHAIN, K_CLIENT_AUTH, K_CLIENT_CA, K_CRL,
 	K_ALLOW_CN, K_ALLOW_OU, K_ALLOW_DNS, K_ALLOW_URI, K_ALLOW_EMAIL, K_MODE, K_BACKENDS,
 	K_HEALTH_CHECK, K_HEALTH_INTERVAL, K_HEALTH_FALL, K_HEALTH_RISE, K_PROTOCOLS, K_CIPHERS,
-	K_CIPHERSUITES, K_SESSION_TIMEOUT, K_HANDSHAKE_TIMEOUT, K_IDLE_TIMEOUT, K_MAX_CONNECTIONS,
+	K_CIPHERSUITES, K_SESSION_TIMEOUT, K_SESSION_TICKETS, K_HANDSHAKE_TIMEOUT, K_IDLE_TIMEOUT, K_MAX_CONNECTIONS,
 	K_EST, K_OCSP, K_CRLS, K_COUNT
 };
 
@@ -914,6 +914,19 @@ static int set_session_timeout(struct loader *ld, const struct p11pki_tlsconf_en
 	return P11PKI_OK;
 }
 
+static int set_session_tickets(struct loader *ld, const struct p11pki_tlsconf_entry *e, struct p11pki_binding *b)
+{
+	char s[P11PKI_SHOWN_BUF];
+
+	if (strcasecmp(e->value, "on") == 0 || strcasecmp(e->value, "yes") == 0)
+		b->session_cache = 0;
+	else if (strcasecmp(e->value, "off") == 0 || strcasecmp(e->value, "no") == 0)
+		b->session_cache = 1;
+	else
+		return bad_entry(ld, e, "'%s': expected on or off", shown(e->value, s, sizeof(s)));
+	return P11PKI_OK;
+}
+
 static int set_handshake_timeout(struct loader *ld, const struct p11pki_tlsconf_entry *e, struct p11pki_binding *b)
 {
 	return duration(ld, e, 100, 300 * 1000, "100ms to 5m", &b->handshake_timeout_ms);
@@ -956,6 +969,7 @@ static const struct {
 	[K_CIPHERS] = {"ciphers", set_ciphers},
 	[K_CIPHERSUITES] = {"ciphersuites", set_ciphersuites},
 	[K_SESSION_TIMEOUT] = {"session_timeout", set_session_timeout},
+	[K_SESSION_TICKETS] = {"session_tickets", set_session_tickets},
 	[K_HANDSHAKE_TIMEOUT] = {"handshake_timeout", set_handshake_timeout},
 	[K_IDLE_TIMEOUT] = {"idle_timeout", set_idle_timeout},
 	[K_MAX_CONNECTIONS] = {"max_connections", set_max_connections},

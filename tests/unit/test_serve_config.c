@@ -405,6 +405,14 @@ static void test_health_and_durations(void **state)
 	assert_int_equal(cfg->bindings[0].health_interval_ms, 3600000);
 	assert_int_equal(cfg->bindings[0].session_timeout_s, 30);
 	assert_int_equal(cfg->bindings[0].handshake_timeout_ms, 100);
+	assert_int_equal(cfg->bindings[0].session_cache, 0); /* tickets by default */
+	p11pki_serve_config_free(cfg);
+	refused(BASE "session_tickets = maybe\n", "t.conf:8: www/session_tickets: 'maybe': expected on or off");
+	cfg = loads(BASE "session_tickets = OFF\n");
+	assert_int_equal(cfg->bindings[0].session_cache, 1);
+	p11pki_serve_config_free(cfg);
+	cfg = loads(BASE "session_tickets = yes\n");
+	assert_int_equal(cfg->bindings[0].session_cache, 0);
 	p11pki_serve_config_free(cfg);
 }
 
