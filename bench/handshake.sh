@@ -11,11 +11,13 @@
 # the slow-token case: 20 ms per C_Sign through the fault-injection
 # module, p11pki serve against nginx with the engine.
 # Usage: bench/handshake.sh [SECONDS per measurement, default 3] [ROUNDS, default 5] [CLIENT THREADS, default 8]
+# CELLS="ec-tls1.3 rsa-tls1.3 rsa-tls1.2 slow" (the default) picks what runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-3}
 rounds=${2:-5}
 threads=${3:-8}
+cells=${CELLS:-ec-tls1.3 rsa-tls1.3 rsa-tls1.2 slow}
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" >/dev/null
@@ -151,15 +153,24 @@ report() { # NAME LABEL
 }
 
 ratio() { # LABEL NAME_A NAME_B TARGET_MAX -> CPU per handshake A/B
-	awk -v a="$(median "$2" 2)" -v b="$(median "$3" 2)" -v l="$1" -v t="$4" \
-		'BEGIN { r = b > 0 ? a / b : 0; printf "  %-52s %5.2f (target <= %s: %s)\n", l, r, t, (r <= t ? "PASS" : "MISS") }'
+	# each round measures every server within seconds of the others, so
+	# the ratio is taken per round and its median reported: a slow spell
+	# of the machine moves both sides of a round's ratio alike
+	paste "$T/$2/runs" "$T/$3/runs" | awk -v l="$1" -v t="$4" '
+		{ if ($5 > 0) v[++n] = $2 / $5 }
+		END {
+			for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { x = v[j]; v[j] = v[j - 1]; v[j - 1] = x }
+			r = n == 0 ? 0 : (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+			printf "  %-52s %5.2f (target <= %s: %s)\n", l, r, t, (r > 0 && r <= t ? "PASS" : "MISS")
+		}'
 }
 
 echo "handshakes: $threads client threads, $rounds rounds of $secs s per server, 2 server workers, no resumption"
 [ $have_nginx = 1 ] || echo "(nginx or libp11's engine not installed: nginx is left out)"
 printf '%-40s %9s %12s %9s\n' "server, key, protocol" "hs/s" "server µs/hs" "failures"
-for cell in "ec tls1.3" "rsa tls1.3" "rsa tls1.2"; do
-	set -- $cell
+for cell in ec-tls1.3 rsa-tls1.3 rsa-tls1.2; do
+	[[ " $cells " == *" $cell "* ]] || continue
+	set -- ${cell/-/ }
 	c=$1-${2/./}
 	names=("p-$c-token" "p-$c-file")
 	start_p11pki "p-$c-token" token "$1" "$softhsm"
@@ -185,6 +196,7 @@ for cell in "ec tls1.3" "rsa tls1.3" "rsa tls1.2"; do
 	fi
 done
 
+[[ " $cells " == *" slow "* ]] || exit 0
 echo
 echo "slow token: 20 ms per C_Sign (fault-injection module), ec key, tls1.3, 64 client threads"
 export P11FAULT_MODULE=$softhsm P11FAULT_CONFIG=$T/fault.conf
