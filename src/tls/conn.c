@@ -16,6 +16,7 @@
 #include <openssl/async.h>
 #include <openssl/err.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
@@ -166,6 +167,31 @@ static void handshake_failed(struct tls_conn *c, int ssl_error)
 	tls_conn_free(c);
 }
 
+/* The handshake reads ahead (a flight in one read instead of two per
+ * record), so what the client sent after its Finished may already sit in
+ * the SSL's buffer, where the data phase's bufferevent, which reads only
+ * when the socket is readable, would never look. It is read out here
+ * into the bufferevent's input; the data phase reads record by record.
+ * Stops at a partial record (its rest is still to come on the socket) and
+ * at a close_notify (the client's FIN then wakes the bufferevent, which
+ * finds the SSL shut down: EOF, as before). */
+static int drain_read_ahead(SSL *ssl, struct evbuffer *in)
+{
+	unsigned char buf[4096];
+	int n;
+
+	SSL_set_read_ahead(ssl, 0);
+	while (SSL_has_pending(ssl)) {
+		ERR_clear_error();
+		if ((n = SSL_read(ssl, buf, sizeof(buf))) <= 0)
+			break;
+		if (evbuffer_add(in, buf, (size_t)n) != 0)
+			return 0;
+	}
+	ERR_clear_error();
+	return 1;
+}
+
 static void handshake_done(struct tls_conn *c)
 {
 	struct tls_bstats *st = c->site->stats;
@@ -188,14 +214,16 @@ static void handshake_done(struct tls_conn *c)
 		atomic_fetch_add(&st->auth_failures[c->auth_reason], 1);
 	bev = bufferevent_openssl_socket_new(c->w->base, c->fd, c->ssl, BUFFEREVENT_SSL_OPEN,
 					     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev == NULL) {
+	if (bev != NULL) {
+		c->bev = bev;
+		c->ssl = NULL;
+		c->fd = -1;
+	}
+	if (bev == NULL || !drain_read_ahead(bufferevent_openssl_get_ssl(bev), bufferevent_get_input(bev))) {
 		p11pki_log(P11PKI_LOG_ERROR, "binding %s: out of memory for a connection", st->name);
 		tls_conn_free(c);
 		return;
 	}
-	c->bev = bev;
-	c->ssl = NULL;
-	c->fd = -1;
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	tls_proxy_start(c);
 }
@@ -256,6 +284,23 @@ static void finish_dying(struct tls_conn *c)
 	tls_conn_free(c);
 }
 
+/* An ASYNC job per handshake step costs CPU (a stack switch and an
+ * allocation each) and pays only when a signature may go to the signing
+ * threads: while a token of the listener waits. SNI may move the
+ * handshake to any binding of the listener, so each of them counts. Asked
+ * before every step, so a handshake accepted before its token turned slow
+ * still pauses rather than stall the worker. */
+static int wants_async(const struct tls_conn *c)
+{
+	const struct tls_view *v = &c->gen->view[c->site->view];
+	size_t i;
+
+	for (i = 0; i < v->n_sites; i++)
+		if (p11pki_async_wanted(c->gen->site[v->site[i]].signer))
+			return 1;
+	return 0;
+}
+
 static void step(struct tls_conn *c)
 {
 	int r, e, ok;
@@ -264,6 +309,8 @@ static void step(struct tls_conn *c)
 		finish_dying(c);
 		return;
 	}
+	if (wants_async(c))
+		SSL_set_mode(c->ssl, SSL_MODE_ASYNC);
 	ERR_clear_error();
 	if ((r = SSL_do_handshake(c->ssl)) == 1) {
 		handshake_done(c);

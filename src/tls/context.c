@@ -68,6 +68,7 @@ static int load_key(struct tls_site *s, struct tls_tokens *tk, const char *where
 		r = tls_fail_wrapf(r, "%s: key %s", where, shown);
 		goto out;
 	}
+	s->signer = t;
 	if ((r = p11pki_key_load(t, u, &s->key)) == P11PKI_E_NOTFOUND)
 		r = p11pki_fail(r, "%s: key %s matches no key on token '%s'", where, shown, p11pki_token_label(t));
 	else if (r != 0)
@@ -165,7 +166,10 @@ static int make_ctx(struct tls_site *s, const char *where)
 	if ((ctx = s->ctx = SSL_CTX_new(TLS_server_method())) == NULL)
 		goto fail;
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ASYNC | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE |
+	/* SSL_MODE_ASYNC is set per connection when a token waits (conn.c) */
+	/* a client's flight in one read; conn.c stops it after the handshake */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_NO_AUTO_CHAIN);
 	if (!SSL_CTX_set_min_proto_version(ctx, s->min_proto) || !SSL_CTX_set_max_proto_version(ctx, s->max_proto))
 		goto fail;
@@ -223,4 +227,5 @@ void tls_site_clear(struct tls_site *s)
 	s->cert = NULL;
 	s->chain = NULL;
 	s->client_store = NULL;
+	s->signer = NULL;
 }

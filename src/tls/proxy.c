@@ -485,6 +485,9 @@ void tls_proxy_start(struct tls_conn *c)
 		/* the head must arrive within one idle period: not re-armed */
 		c->state = P_HEAD;
 		bufferevent_enable(c->bev, EV_READ);
+		/* a request read with the handshake (conn.c) */
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+			bufferevent_trigger(c->bev, EV_READ, 0);
 		return;
 	}
 	c->body_left = -1;

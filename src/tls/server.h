@@ -146,6 +146,7 @@ struct tls_site {
 	char where[200];		/* tls_binding_where */
 	SSL_CTX *ctx;
 	EVP_PKEY *key;
+	p11pki_token *signer;		/* the key's token; NULL: key = file: */
 	X509 *cert;
 	STACK_OF(X509) *chain;
 	X509_STORE *client_store;	/* client CAs and CRL (owned by ctx); NULL: none */

@@ -89,7 +89,9 @@ static void average_in(atomic_uint *avg, int64_t sample)
 #define SAMPLE_EVERY 8
 
 /* Runs fn, timing it for the token's averages and for the observer (the
- * metrics' latency histogram). */
+ * metrics' latency histogram). Every run feeds the wait average (between
+ * samples, with the CPU average standing for its CPU time), so a token
+ * that turns slow is seen on its first slow signature. */
 static int run_timed(p11pki_token *t, int (*fn)(void *), void *arg)
 {
 	static _Thread_local unsigned runs;
@@ -101,8 +103,11 @@ static int run_timed(p11pki_token *t, int (*fn)(void *), void *arg)
 	if (sample) {
 		cpu = us_of(CLOCK_THREAD_CPUTIME_ID) - cpu;
 		average_in(&t->sign_cpu_us, cpu);
-		average_in(&t->sign_wait_us, wall - cpu);
+	} else if (t != NULL) {
+		cpu = atomic_load_explicit(&t->sign_cpu_us, memory_order_relaxed);
 	}
+	if (t != NULL)
+		average_in(&t->sign_wait_us, wall - cpu);
 	if (observer != NULL)
 		observer((double)wall / 1e6, r == 0);
 	return r;
@@ -114,6 +119,11 @@ static int token_waits(p11pki_token *t)
 	unsigned cpu = atomic_load_explicit(&t->sign_cpu_us, memory_order_relaxed);
 
 	return wait > 2 * cpu + WAIT_MARGIN_US;
+}
+
+int p11pki_async_wanted(p11pki_token *t)
+{
+	return t != NULL && pool.n_threads > 0 && token_waits(t);
 }
 
 static void *signing_thread(void *unused)

@@ -90,6 +90,19 @@ out=$(raw 'POST /upload HTTP/1.1\r\nHost: www.test\r\nTransfer-Encoding: chunked
 grep -q "backend" <<<"$out" && fail "a broken chunked body was answered by a backend: $out"
 ok "request bodies: chunked and Content-Length forwarded whole, nothing after them; broken chunking closes"
 
+# a request in 512-byte records sent in one write with the client's
+# Finished (TLS 1.3; TLS 1.2 sends it after the server's Finished): the
+# handshake reads ahead, and what it read past the handshake must reach
+# the proxy whole and in order
+body=$(head -c 3000 /dev/zero | tr '\0' a)
+for v in tls1.3 tls1.2; do
+	out=$(printf 'POST /frag HTTP/1.1\r\nHost: www.test\r\nContent-Length: 3000\r\n\r\n%s' "$body" |
+		timeout 10 "$TEST_BIN_DIR/tls_burst" "$WEB" www.test "$T/root.crt" $v | tr -d '\r') || fail "tls_burst $v failed"
+	grep -q "^POST /frag HTTP/1.1$" <<<"$out" && grep -q "$body" <<<"$out" ||
+		fail "a request in 512-byte records with the handshake ($v) did not arrive whole: $(head -c 300 <<<"$out")"
+done
+ok "a request in 512-byte records in the same read as the client's Finished (TLS 1.3) and after it (TLS 1.2): forwarded whole"
+
 kill "$B2_PID"
 wait "$B2_PID" 2>/dev/null || true
 out=$(who 4 | sort | uniq -c | awk '{ print $2 "=" $1 }' | tr '\n' ' ')
