@@ -146,6 +146,8 @@ static int gen_online(struct tls_gen *g, struct tls_tokens *tk)
 int tls_gen_build(struct p11pki_serve_config *cfg, struct tls_tokens *tk, struct tls_metrics *mx,
 		  struct tls_gen **out)
 {
+	static atomic_uint serial;
+	unsigned this_gen = atomic_fetch_add(&serial, 1);
 	struct tls_gen *g;
 	size_t i;
 	int r;
@@ -159,6 +161,7 @@ int tls_gen_build(struct p11pki_serve_config *cfg, struct tls_tokens *tk, struct
 		goto out;
 	for (i = 0; i < g->n_sites; i++) {
 		struct tls_site *s = &g->site[i];
+		s->gen_serial = this_gen;
 		if ((r = tls_site_build(s, tk)) != 0 || (r = tls_site_backends(s, mx)) != 0)
 			goto out;
 		if (mx != NULL && (s->stats = tls_metrics_binding(mx, s->b->name)) == NULL) {

@@ -25,8 +25,6 @@ static const char groups[] = "X25519:P-256:P-384";
 /* PKCS#1 v1.5 signatures only: the token cannot make PSS ones */
 static const char rsa_pkcs1_sigalgs[] = "RSA+SHA256:RSA+SHA384:RSA+SHA512";
 
-#define SESSION_CACHE_SIZE 20480
-
 /* key = file:PATH, for comparisons with a software key (benchmarks) and
  * migrations: the key is in memory, so the start-up log says so. */
 static int load_file_key(const char *path, const char *where, EVP_PKEY **out)
@@ -135,23 +133,27 @@ static int session_setup(struct tls_site *s)
 	unsigned char sid[SSL_MAX_SID_CTX_LENGTH];
 	unsigned len = 0;
 	unsigned timeout = s->b->session_timeout_s ? s->b->session_timeout_s : TLS_DEFAULT_SESSION_S;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok;
 
-	/* sessions resume only on the binding that made them */
-	if (EVP_Digest(s->b->name, strlen(s->b->name), sid, &len, EVP_sha256(), NULL) != 1 || len > sizeof(sid))
+	/* sessions resume only on the binding that made them, and not
+	 * across a reload (which may change what a client must show) */
+	ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(md, &s->gen_serial, sizeof(s->gen_serial)) == 1 &&
+	     EVP_DigestUpdate(md, s->b->name, strlen(s->b->name)) == 1 && EVP_DigestFinal_ex(md, sid, &len) == 1 &&
+	     len <= sizeof(sid);
+	EVP_MD_CTX_free(md);
+	if (!ok)
 		return 0;
 	/* Tickets (the default, as nginx and OpenSSL do it) keep no state
-	 * here: a full handshake leaves nothing behind in the heap. With
-	 * session_tickets = off, sessions stay in a cache the worker threads
-	 * share, and a TLS 1.3 ticket only names one: resuming finds it in
-	 * memory instead of decrypting and decoding it (cheaper when it holds
-	 * a client certificate), but every full handshake adds two long-lived
-	 * sessions to the heap, which fragments it (measured: 3-5% more server
-	 * CPU per full handshake). TLS 1.2 clients without tickets resume from
-	 * the cache either way. */
+	 * here: a full handshake leaves nothing behind. With session_tickets
+	 * = off, sessions stay in the cache the worker threads share
+	 * (sesscache.c) and a TLS 1.3 ticket only names one: resuming decodes
+	 * it without decrypting it, but every full handshake stores two. TLS
+	 * 1.2 clients without tickets resume from the cache either way. */
 	if (s->b->session_cache)
 		SSL_CTX_set_options(s->ctx, SSL_OP_NO_TICKET);
-	SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_SERVER);
-	SSL_CTX_sess_set_cache_size(s->ctx, SESSION_CACHE_SIZE);
+	tls_session_cache_use(s->ctx);
 	SSL_CTX_set_timeout(s->ctx, (long)timeout);
 	return SSL_CTX_set_session_id_context(s->ctx, sid, len) == 1;
 }

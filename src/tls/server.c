@@ -435,6 +435,7 @@ static void stop(struct tls_server *srv)
 			pthread_join(srv->worker[i].thread, NULL);
 	tls_health_stop(srv->health);
 	p11pki_async_signing_stop();
+	tls_session_cache_free();
 	p11pki_sign_observer_set(NULL);
 	for (i = 0; srv->worker != NULL && i < srv->n_workers; i++)
 		worker_clear(&srv->worker[i]);

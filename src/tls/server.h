@@ -155,6 +155,7 @@ struct tls_site {
 	int min_proto, max_proto;
 	const char *ciphers, *ciphersuites, *sigalgs; /* sigalgs NULL: OpenSSL's */
 	size_t view;			/* index of its listener view */
+	unsigned gen_serial;		/* its generation (reload) */
 	struct tls_backend backends[P11PKI_MAX_BACKENDS];
 	size_t n_backends;
 	atomic_uint rr;			/* round-robin position */
@@ -189,6 +190,13 @@ struct tls_gen {
  * URI or sha1:/sha256: thumbprint among its key's token's certificates. */
 int tls_site_cert(const struct p11pki_binding *b, const char *where, struct tls_tokens *tk, X509 **leaf,
 		  STACK_OF(X509) **chain);
+/* Sessions of every binding in one cache the workers share, serialized
+ * (sesscache.c), the oldest of TLS_SESSION_SLOTS replaced first; _free at
+ * exit. */
+#define TLS_SESSION_SLOTS 20480
+void tls_session_cache_use(SSL_CTX *ctx);
+void tls_session_cache_free(void);
+
 /* Loads key, certificate and chain, runs the start-up checks and builds
  * the SSL_CTX. A refusal is one line naming the binding. */
 int tls_site_build(struct tls_site *s, struct tls_tokens *tk);

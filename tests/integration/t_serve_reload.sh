@@ -37,6 +37,11 @@ WEB=$(bound web)
 peer() { tls "$WEB" -CAfile "$T/root.crt" | sed -n 's/^Peer certificate: //p'; }
 url() { echo "--resolve www.test:${WEB##*:}:${WEB%:*} https://www.test:${WEB##*:}$1"; }
 [ "$(peer)" = "CN = one.test" ] || fail "before the reload: $(peer)"
+# s12 in|out FILE: a TLS 1.2 connection without tickets (sessions from the cache)
+s12() { printf 'ping\n' | timeout 10 openssl s_client -connect "$WEB" -tls1_2 -CAfile "$T/root.crt" -ign_eof -no_ticket \
+	-sess_"$1" "$2" 2>&1; }
+s12 out "$T/sess12" >/dev/null || fail "TLS 1.2 connection for the session"
+s12 in "$T/sess12" | grep -q "^Reused, TLSv1.2" || fail "before the reload, the cached session does not resume"
 
 # ---- a download across a reload ---------------------------------------------
 # 3 MiB in 16 KiB pieces 20 ms apart: about 4 s
@@ -52,10 +57,12 @@ for ((i = 0; i < 100; i++)); do
 done
 grep -q "reloaded: 1 bindings" "$T/serve.err" || fail "no reload logged: $(cat "$T/serve.err")"
 [ "$(peer)" = "CN = two.test" ] || fail "after the reload, new connections get: $(peer)"
+out=$(s12 in "$T/sess12")
+grep -q "^New, TLSv1.2" <<<"$out" || fail "a session from before the reload resumed: $(grep -E '^(New|Reused)' <<<"$out")"
 kill -0 "$DL" 2>/dev/null || fail "the download ended before the reload was checked: $(cat "$T/big.result")"
 wait "$DL" || fail "the download failed across the reload: $(cat "$T/big.result")"
 [ "$(cat "$T/big.result")" = "200 3145728" ] || fail "download across the reload: $(cat "$T/big.result")"
-ok "SIGHUP swapped the certificate for new connections; a 3 MiB download in progress finished whole"
+ok "SIGHUP swapped the certificate for new connections (sessions from before do a full handshake); a 3 MiB download in progress finished whole"
 
 # ---- refused reloads -------------------------------------------------------------
 conf "pkcs11:token=web;object=nothing"
