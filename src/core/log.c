@@ -1,5 +1,6 @@
 /* Logging through an application-installed handler; the library itself
  * never writes to stdout or stderr. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,11 +15,21 @@ void p11pki_log_set_handler(p11pki_log_fn fn, void *arg)
 	log_handler_arg = arg;
 }
 
-int p11pki_log_debug_enabled(void)
+static pthread_once_t debug_once = PTHREAD_ONCE_INIT;
+static int debug_on;
+
+static void read_debug(void)
 {
 	const char *v = getenv("P11PKI_DEBUG");
 
-	return v != NULL && *v != '\0' && *v != '0';
+	debug_on = v != NULL && *v != '\0' && *v != '0';
+}
+
+/* Read once: every token call asks, and getenv walks the environment. */
+int p11pki_log_debug_enabled(void)
+{
+	pthread_once(&debug_once, read_debug);
+	return debug_on;
 }
 
 void p11pki_log(int level, const char *fmt, ...)

@@ -61,9 +61,9 @@ static void send_answer(struct tls_conn *c, const struct online_response *rs, in
 		tls_proxy_reply(c, NULL, 0);
 		return;
 	}
-	bufferevent_write(c->bev, head, (size_t)n);
+	tls_client_send(c, head, (size_t)n);
 	if (!head_only && rs->body_len > 0)
-		bufferevent_write(c->bev, rs->body, rs->body_len);
+		tls_client_send(c, rs->body, rs->body_len);
 	tls_proxy_reply(c, NULL, 0);
 }
 

@@ -12,10 +12,12 @@
  * unrewritten. No healthy backend: 503.
  *
  * An idle timer closes connections on which nothing moves. */
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
@@ -65,21 +67,40 @@ static void close_after_flush(struct tls_conn *c)
 		close_now(c);
 }
 
+void tls_client_send(struct tls_conn *c, const void *data, size_t len)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	int n = 0;
+
+	/* At once when nothing waits before it, as nginx writes: the
+	 * bufferevent would first wait for the socket to be writable (one more
+	 * loop pass and epoll change). What the socket does not take now is
+	 * queued; after a WANT_WRITE OpenSSL holds the start of it in a sealed
+	 * record, and the bufferevent's retry starts with the same bytes. */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && ssl != NULL && len > 0 && len <= INT_MAX) {
+		ERR_clear_error();
+		if ((n = SSL_write(ssl, data, (int)len)) < 0)
+			n = 0;
+		ERR_clear_error();
+	}
+	if ((size_t)n < len)
+		bufferevent_write(c->bev, (const char *)data + n, len - (size_t)n);
+}
+
 static void local_answer(struct tls_conn *c, int status, const char *reason, const char *body)
 {
 	char *text = NULL;
 	size_t len = 0;
 
 	if (p11pki_http_simple_response(status, reason, "text/plain", body, &text, &len) == 0)
-		bufferevent_write(c->bev, text, len);
+		tls_client_send(c, text, len);
 	free(text);
 	close_after_flush(c);
 }
 
 void tls_proxy_reply(struct tls_conn *c, const char *data, size_t len)
 {
-	if (len > 0)
-		bufferevent_write(c->bev, data, len);
+	tls_client_send(c, data, len);
 	close_after_flush(c);
 }
 

@@ -368,6 +368,9 @@ void tls_online_read(struct tls_conn *c);
 void tls_online_free(struct tls_conn *c);
 /* Queues data for the client and closes once it is sent (proxy.c). */
 void tls_proxy_reply(struct tls_conn *c, const char *data, size_t len);
+/* Sends data to the client: written at once when nothing is queued before
+ * it, else (and whatever the socket does not take) queued. */
+void tls_client_send(struct tls_conn *c, const void *data, size_t len);
 
 /* After the handshake: tcp or http proxying on c->bev. */
 void tls_proxy_start(struct tls_conn *c);

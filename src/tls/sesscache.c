@@ -80,11 +80,16 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
 	unsigned char inline_buf[INLINE_MAX], *buf = inline_buf, *p;
 	const unsigned char *id;
 	unsigned id_len, n;
-	int len = i2d_SSL_SESSION(sess, NULL);
 	struct slot *s;
+	int len;
 
+	/* OpenSSL also reports TLS 1.3 sessions that travel in a ticket: no
+	 * need to keep those */
+	if (SSL_SESSION_get_protocol_version(sess) == TLS1_3_VERSION && ssl != NULL &&
+	    !(SSL_get_options(ssl) & SSL_OP_NO_TICKET))
+		return 0;
 	id = SSL_SESSION_get_id(sess, &id_len);
-	if (len <= 0 || id_len == 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
+	if (id_len == 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH || (len = i2d_SSL_SESSION(sess, NULL)) <= 0)
 		return 0;
 	if (len > INLINE_MAX && (buf = malloc((size_t)len)) == NULL)
 		return 0;
