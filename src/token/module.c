@@ -1,6 +1,6 @@
-/* Loading a PKCS#11 module. libp11 loads and initialises it (it is the one
- * owner of C_Initialize/C_Finalize); we take the same module's
- * CK_FUNCTION_LIST for what libp11 0.4.12 cannot do. */
+/* Loading a PKCS#11 module. libp11 loads it and owns C_Finalize; we
+ * initialise it just before libp11 does (with our mutexes) and take the
+ * same module's CK_FUNCTION_LIST for what libp11 0.4.12 cannot do. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +51,60 @@ static int explain_load_failure(const char *path)
 	return r;
 }
 
+/* The module's locks, for C_Initialize: adaptive mutexes spin a moment
+ * before they sleep. SoftHSM2 holds its locks for a few microseconds per
+ * signature (a key object's attributes), and with OS locking two workers
+ * signing with one key put each other to sleep (a futex wait and a wake,
+ * two context switches) about once in three handshakes. */
+static CK_RV create_mutex(CK_VOID_PTR_PTR out)
+{
+	pthread_mutex_t *mx = malloc(sizeof(*mx));
+	pthread_mutexattr_t attr;
+
+	if (mx == NULL)
+		return CKR_HOST_MEMORY;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(mx, &attr);
+	pthread_mutexattr_destroy(&attr);
+	*out = mx;
+	return CKR_OK;
+}
+
+static CK_RV destroy_mutex(CK_VOID_PTR mx)
+{
+	pthread_mutex_destroy(mx);
+	free(mx);
+	return CKR_OK;
+}
+
+static CK_RV lock_mutex(CK_VOID_PTR mx)
+{
+	return pthread_mutex_lock(mx) == 0 ? CKR_OK : CKR_GENERAL_ERROR;
+}
+
+static CK_RV unlock_mutex(CK_VOID_PTR mx)
+{
+	return pthread_mutex_unlock(mx) == 0 ? CKR_OK : CKR_MUTEX_NOT_LOCKED;
+}
+
+/* Initialises the module before libp11 does, with our mutexes (libp11
+ * passes none and accepts CKR_CRYPTOKI_ALREADY_INITIALIZED). A module
+ * that refuses them is left to libp11's plain initialisation. */
+static void init_with_mutexes(const char *path)
+{
+	CK_C_INITIALIZE_ARGS args = { .CreateMutex = create_mutex, .DestroyMutex = destroy_mutex,
+				      .LockMutex = lock_mutex, .UnlockMutex = unlock_mutex,
+				      .flags = CKF_OS_LOCKING_OK };
+	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	CK_C_GetFunctionList get_list = dl != NULL ? (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList") : NULL;
+	CK_FUNCTION_LIST *f = NULL;
+
+	/* the handle stays open: libp11's dlopen gets this instance */
+	if (get_list != NULL && get_list(&f) == CKR_OK && f != NULL)
+		(void)f->C_Initialize(&args);
+}
+
 static void set_write_lock(p11pki_module *m)
 {
 	const char *conf = getenv("SOFTHSM2_CONF");
@@ -94,6 +148,7 @@ int p11pki_module_open(const char *path, p11pki_module **out)
 	}
 	set_write_lock(m);
 	lock = p11pki_module_read_begin(m);
+	init_with_mutexes(path);
 	loaded = PKCS11_CTX_load(m->ctx, path) == 0;
 	p11pki_module_write_end(lock);
 	if (!loaded) {
