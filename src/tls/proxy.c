@@ -54,7 +54,9 @@ static void close_now(struct tls_conn *c)
 	tls_conn_free(c);
 }
 
-/* Closes the client once what is queued for it has been sent. */
+/* Closes the client once what is queued for it has been sent: in its
+ * write callback, which runs deferred even when nothing is queued (a reply
+ * written at once), since the caller may still use c. */
 static void close_after_flush(struct tls_conn *c)
 {
 	if (c->back != NULL) {
@@ -64,7 +66,7 @@ static void close_after_flush(struct tls_conn *c)
 	c->closing = 1;
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		close_now(c);
+		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
 }
 
 void tls_client_send(struct tls_conn *c, const void *data, size_t len)
