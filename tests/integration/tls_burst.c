@@ -17,7 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-static int die(const char *what)
+_Noreturn static void die(const char *what)
 {
 	fprintf(stderr, "tls_burst: %s\n", what);
 	ERR_print_errors_fp(stderr);
