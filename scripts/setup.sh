@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config clang libclang-rt-14-dev
           libssl-dev openssl libp11-dev libp11-kit-dev softhsm2 opensc
-          libcmocka-dev libsqlite3-dev libidn2-dev libevent-dev
+          libcmocka-dev libsqlite3-dev libidn2-dev libevent-dev libjemalloc-dev
           gnutls-bin libnss3-tools curl)
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,10 @@
 #include "build_config.h"
 #include "cli/cli.h"
 
+#ifdef P11PKI_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
 static const char usage_text[] =
 	"usage: p11pki <group> <command> [options] [args]\n"
 	"\n"
@@ -63,6 +67,23 @@ static void log_to_stderr(int level, const char *msg, void *arg)
 	fprintf(stderr, "p11pki: %s: %s\n", names[level & 3], msg);
 }
 
+/* The allocator is part of the version: it moves serving cost by percents
+ * (CMakeLists.txt) and tests check the build linked the one it meant to. */
+static void print_version(void)
+{
+	printf("p11pki %s\n", P11PKI_VERSION);
+#ifdef P11PKI_JEMALLOC
+	const char *v = "?";
+	size_t n = sizeof(v);
+
+	if (mallctl("version", (void *)&v, &n, NULL, 0) != 0)
+		v = "?";
+	printf("allocator: jemalloc %s\n", v);
+#else
+	printf("allocator: libc\n");
+#endif
+}
+
 static const struct {
 	const char *name;
 	int (*run)(struct cli *c, int argc, char **argv);
@@ -91,7 +112,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-		printf("p11pki %s\n", P11PKI_VERSION);
+		print_version();
 		return 0;
 	}
 	c.group = argv[1];

@@ -52,6 +52,13 @@ max_connections = 2
 handshake_timeout = 5s
 EOF
 start_serve "$T/serve.conf"
+# the allocator the build chose (CMakeLists.txt) is the one serving
+[ "$($P11PKI version | awk '$1 == "allocator:" { print $2 }')" = "$P11PKI_ALLOCATOR" ] ||
+	fail "p11pki version does not name the $P11PKI_ALLOCATOR allocator: $($P11PKI version)"
+if [ "$P11PKI_ALLOCATOR" = jemalloc ]; then
+	grep -q libjemalloc "/proc/$SERVE_PID/maps" || fail "p11pki serve runs without jemalloc"
+fi
+ok "allocator: $P11PKI_ALLOCATOR"
 [ "$(cat "$T/serve.pid")" = "$SERVE_PID" ] || fail "pid file: $(cat "$T/serve.pid"), want $SERVE_PID"
 EC_ADDR=$(bound ec)
 RSA_ADDR=$(bound rsa)
