@@ -14,6 +14,9 @@
 #         on the token) or the path of another p11pki binary (say, a build
 #         of main before a change). Prints this build's server CPU per
 #         handshake over BASE's, per round and the median.
+# WORKERS=2 runs both servers with 2 workers, unpinned (with their clients
+# sharing every CPU), as bench/handshake.sh does: what threads of one
+# process cost each other shows only there. Noisier (about 1-2% a round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IFS=- read -r type key proto <<<"${1:?usage: bench/handshake_pair.sh CELL [ROUNDS] [SECONDS] [BASE]}"
@@ -22,16 +25,20 @@ secs=${3:-3}
 base=${4:-nginx}
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs" >&2; exit 1; }
 last=$(($(nproc) - 1))
-export WORKERS=1 PIN="taskset -c $last"
+export WORKERS=${WORKERS:-1} PIN="taskset -c $last"
+clients="taskset -c 0-$((last - 1))"
+if [ "$WORKERS" -gt 1 ]; then PIN="" clients=""; fi
 . bench/handshake_lib.sh
 [ "$base" != nginx ] || [ $have_nginx = 1 ] || { echo "nginx or libp11's engine is not installed" >&2; exit 1; }
 
 load() { # NAME -> "rate us_per_hs" while the other runs
-	taskset -c 0-$((last - 1)) "$client" 127.0.0.1 "$(cat "$T/$1/port")" 4 "$secs" "$proto" "$(cat "$T/$1/pids")" |
+	$clients "$client" 127.0.0.1 "$(cat "$T/$1/port")" 4 "$secs" "$proto" "$(cat "$T/$1/pids")" |
 		awk '{ sub("/s$", "", $4); print $4, $6 }' >"$T/$1.out"
 }
 
-echo "paired: $type key from the $key, $proto, 1 worker each on CPU $last, $rounds rounds of $secs s"
+where="1 worker each on CPU $last"
+[ -z "$PIN" ] && where="$WORKERS workers each, unpinned"
+echo "paired: $type key from the $key, $proto, $where, $rounds rounds of $secs s"
 printf '%-6s %10s %12s %10s %12s %7s\n' round "this hs/s" "this µs/hs" "base hs/s" "base µs/hs" ratio
 for r in $(seq "$rounds"); do
 	rm -rf "$T/this" "$T/base"

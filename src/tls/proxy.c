@@ -100,6 +100,28 @@ static void local_answer(struct tls_conn *c, int status, const char *reason, con
 	close_after_flush(c);
 }
 
+/* The /healthz answer never changes: built once, not per request. */
+static char *healthz_text;
+static size_t healthz_len;
+static pthread_once_t healthz_once = PTHREAD_ONCE_INIT;
+
+static void build_healthz(void)
+{
+	if (p11pki_http_simple_response(200, "OK", "text/plain", "ok\n", &healthz_text, &healthz_len) != 0)
+		healthz_text = NULL;
+}
+
+static void healthz_answer(struct tls_conn *c)
+{
+	pthread_once(&healthz_once, build_healthz);
+	if (healthz_text == NULL) {
+		local_answer(c, 200, "OK", "ok\n");
+		return;
+	}
+	tls_client_send(c, healthz_text, healthz_len);
+	close_after_flush(c);
+}
+
 void tls_proxy_reply(struct tls_conn *c, const char *data, size_t len)
 {
 	tls_client_send(c, data, len);
@@ -469,7 +491,7 @@ static void on_head(struct tls_conn *c)
 	if (p11pki_http_is_healthz(&h)) {
 		p11pki_http_head_clear(&h);
 		atomic_fetch_add(&c->site->stats->healthz, 1);
-		local_answer(c, 200, "OK", "ok\n");
+		healthz_answer(c);
 		return;
 	}
 	if (c->gen->online != NULL) {
