@@ -153,6 +153,9 @@ static int session_setup(struct tls_site *s)
 	 * 1.2 clients without tickets resume from the cache either way. */
 	if (s->b->session_cache)
 		SSL_CTX_set_options(s->ctx, SSL_OP_NO_TICKET);
+	/* keys either way: SNI may bring a ticket here from the default */
+	if (!tls_tickets_use(s->ctx))
+		return 0;
 	tls_session_cache_use(s->ctx);
 	SSL_CTX_set_timeout(s->ctx, (long)timeout);
 	return SSL_CTX_set_session_id_context(s->ctx, sid, len) == 1;

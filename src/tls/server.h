@@ -196,6 +196,9 @@ int tls_site_cert(const struct p11pki_binding *b, const char *where, struct tls_
 #define TLS_SESSION_SLOTS 20480
 void tls_session_cache_use(SSL_CTX *ctx);
 void tls_session_cache_free(void);
+/* Gives ctx its own random session ticket keys, the ticket cipher fetched
+ * once (tickets.c); 0 on failure. */
+int tls_tickets_use(SSL_CTX *ctx);
 
 /* Loads key, certificate and chain, runs the start-up checks and builds
  * the SSL_CTX. A refusal is one line naming the binding. */

@@ -61,6 +61,12 @@ static int switch_site(SSL *ssl, const struct tls_site *s)
 		return 0;
 	SSL_set_verify(ssl, SSL_CTX_get_verify_mode(s->ctx), SSL_CTX_get_verify_callback(s->ctx));
 	SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(s->ctx));
+	/* session_tickets is the binding's own (options come from the
+	 * listener's default context) */
+	if (s->b->session_cache)
+		SSL_set_options(ssl, SSL_OP_NO_TICKET);
+	else
+		SSL_clear_options(ssl, SSL_OP_NO_TICKET);
 	return SSL_set_min_proto_version(ssl, s->min_proto) && SSL_set_max_proto_version(ssl, s->max_proto) &&
 	       SSL_set_cipher_list(ssl, s->ciphers) && SSL_set_ciphersuites(ssl, s->ciphersuites);
 }

@@ -123,3 +123,13 @@ tls() {
 metric() {
 	curl -s --max-time 5 "http://$(bound admin)/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
+
+# ticket_bytes SESSION_FILE: bytes of its TLS session ticket (0: none)
+ticket_bytes() { ticket_hex "$1" | awk '{ print length($0) / 2 }'; }
+# ticket_name SESSION_FILE: the key name that opens the ticket (its first 16 bytes)
+ticket_name() { ticket_hex "$1" | cut -c1-32; }
+ticket_hex() {
+	openssl sess_id -in "$1" -noout -text | awk '/TLS session ticket:/ { t = 1; next }
+		t && / - / { h = substr($0, index($0, " - ") + 3, 48); gsub(/[^0-9a-f]/, "", h); x = x h }
+		t && !/ - / { t = 0 } END { print x }'
+}

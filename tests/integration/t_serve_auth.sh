@@ -99,6 +99,7 @@ mode = http
 backends = $BACKEND
 client_auth = require
 client_ca = $T/clientca.crt
+session_tickets = off
 EOF
 start_serve "$T/serve.conf"
 
@@ -187,5 +188,18 @@ code=$(curl -sS --max-time 10 --cacert "$T/root.crt" --resolve "shop.test:${SNI#
 out=$(curl -sS --max-time 10 --cacert "$T/root.crt" --resolve "shop.test:${SNI##*:}:${SNI%:*}" \
 	"https://shop.test:${SNI##*:}/" 2>&1) && fail "shop (require) let a client without certificate through: $out"
 out=$(get www) || fail "www through SNI: $out"
-ok "SNI: shop.test and www.test get their own certificate and client-auth settings; unknown or no name gets the default"
+# session_tickets is per binding behind one listener: shop keeps its
+# sessions (a ticket that names one), www seals them in tickets
+sess() { # HOST FILE [options]
+	local h=$1 f=$2
+	shift 2
+	printf 'ping\n' | timeout 10 openssl s_client -connect "$SNI" -tls1_3 -CAfile "$T/root.crt" -servername "$h" \
+		-ign_eof -sess_out "$f" "$@" >/dev/null 2>&1 || fail "TLS 1.3 to $h for a session"
+}
+sess shop.test "$T/shop.sess" -cert "$T/alice.crt" -key "$T/alice.key"
+sess www.test "$T/www.sess"
+[ "$(ticket_bytes "$T/shop.sess")" -gt 0 ] && [ "$(ticket_bytes "$T/shop.sess")" -le 64 ] ||
+	fail "shop (session_tickets = off) behind SNI: a ticket of $(ticket_bytes "$T/shop.sess") bytes"
+[ "$(ticket_bytes "$T/www.sess")" -gt 100 ] || fail "www behind SNI: a ticket of $(ticket_bytes "$T/www.sess") bytes"
+ok "SNI: shop.test and www.test get their own certificate, client-auth and session-ticket settings; unknown or no name gets the default"
 stop_serve

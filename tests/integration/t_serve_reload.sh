@@ -42,6 +42,10 @@ s12() { printf 'ping\n' | timeout 10 openssl s_client -connect "$WEB" -tls1_2 -C
 	-sess_"$1" "$2" 2>&1; }
 s12 out "$T/sess12" >/dev/null || fail "TLS 1.2 connection for the session"
 s12 in "$T/sess12" | grep -q "^Reused, TLSv1.2" || fail "before the reload, the cached session does not resume"
+# s13 FILE: a TLS 1.3 connection; its session (with the ticket) in FILE
+s13() { printf 'ping\n' | timeout 10 openssl s_client -connect "$WEB" -tls1_3 -CAfile "$T/root.crt" -ign_eof \
+	-sess_out "$1" >/dev/null 2>&1 || fail "TLS 1.3 connection for a ticket"; }
+s13 "$T/sess13"
 
 # ---- a download across a reload ---------------------------------------------
 # 3 MiB in 16 KiB pieces 20 ms apart: about 4 s
@@ -59,10 +63,14 @@ grep -q "reloaded: 1 bindings" "$T/serve.err" || fail "no reload logged: $(cat "
 [ "$(peer)" = "CN = two.test" ] || fail "after the reload, new connections get: $(peer)"
 out=$(s12 in "$T/sess12")
 grep -q "^New, TLSv1.2" <<<"$out" || fail "a session from before the reload resumed: $(grep -E '^(New|Reused)' <<<"$out")"
+# the ticket keys are new with the reload, as the contexts are
+s13 "$T/sess13b"
+[ -n "$(ticket_name "$T/sess13")" ] && [ "$(ticket_name "$T/sess13")" != "$(ticket_name "$T/sess13b")" ] ||
+	fail "the ticket key name is the same before and after the reload: $(ticket_name "$T/sess13")"
 kill -0 "$DL" 2>/dev/null || fail "the download ended before the reload was checked: $(cat "$T/big.result")"
 wait "$DL" || fail "the download failed across the reload: $(cat "$T/big.result")"
 [ "$(cat "$T/big.result")" = "200 3145728" ] || fail "download across the reload: $(cat "$T/big.result")"
-ok "SIGHUP swapped the certificate for new connections (sessions from before do a full handshake); a 3 MiB download in progress finished whole"
+ok "SIGHUP swapped the certificate for new connections (sessions from before do a full handshake, tickets come from new keys); a 3 MiB download in progress finished whole"
 
 # ---- refused reloads -------------------------------------------------------------
 conf "pkcs11:token=web;object=nothing"

@@ -106,6 +106,16 @@ full=$((full + 1))
 printf 'ping\n' | timeout 10 openssl s_client -connect "$EC_ADDR" -tls1_2 -CAfile "$T/root.crt" -ign_eof \
 	-no_ticket -sess_in "$T/sess12" >"$T/s4.out" 2>&1 || fail "TLS 1.2 resumed connection: $(cat "$T/s4.out")"
 grep -q "^Reused, TLSv1.2" "$T/s4.out" || fail "TLS 1.2 session (cache, no ticket) not resumed: $(cat "$T/s4.out")"
+# a TLS 1.2 ticket, sealed and opened with the binding's keys (tickets.c)
+printf 'ping\n' | timeout 10 openssl s_client -connect "$RSA_ADDR" -tls1_2 -CAfile "$T/root.crt" -ign_eof \
+	-sess_out "$T/sess12t" >"$T/s7.out" 2>&1 || fail "TLS 1.2 first connection (ticket): $(cat "$T/s7.out")"
+full=$((full + 1))
+printf 'ping\n' | timeout 10 openssl s_client -connect "$RSA_ADDR" -tls1_2 -CAfile "$T/root.crt" -ign_eof \
+	-sess_in "$T/sess12t" >"$T/s8.out" 2>&1 || fail "TLS 1.2 resumed connection (ticket): $(cat "$T/s8.out")"
+grep -q "^Reused, TLSv1.2" "$T/s8.out" || fail "TLS 1.2 session (ticket) not resumed: $(cat "$T/s8.out")"
+[ "$(ticket_bytes "$T/sess12t")" -gt 100 ] || fail "TLS 1.2: no ticket issued"
+# every binding has keys of its own: a ticket names them
+[ "$(ticket_name "$T/sess12t")" = "$(ticket_name "$T/sess")" ] || fail "one binding, two ticket key names"
 # session_tickets = off (ec): the TLS 1.3 ticket names a session kept in
 # the server (32 bytes), where a real ticket (rsa) carries the whole
 # session, encrypted (hundreds of bytes)
@@ -115,17 +125,12 @@ full=$((full + 1))
 printf 'ping\n' | timeout 10 openssl s_client -connect "$EC_ADDR" -tls1_3 -CAfile "$T/root.crt" -ign_eof \
 	-sess_in "$T/sess-ec" >"$T/s6.out" 2>&1 || fail "ec resumed connection: $(cat "$T/s6.out")"
 grep -q "^Reused, TLSv1.3" "$T/s6.out" || fail "TLS 1.3 session (session_tickets = off) not resumed: $(cat "$T/s6.out")"
-ticket_bytes() { # session file -> bytes of its TLS session ticket
-	openssl sess_id -in "$1" -noout -text | awk '/TLS session ticket:/ { t = 1; next }
-		t && / - / { h = substr($0, index($0, " - ") + 3, 48); n += gsub(/[0-9a-f][0-9a-f]/, "", h) }
-		t && !/ - / { t = 0 } END { print n + 0 }'
-}
 ec_ticket=$(ticket_bytes "$T/sess-ec") rsa_ticket=$(ticket_bytes "$T/sess")
 [ "$ec_ticket" -gt 0 ] && [ "$ec_ticket" -le 64 ] || fail "session_tickets = off: a ticket of $ec_ticket bytes, want a session ID"
 [ "$rsa_ticket" -gt 100 ] || fail "session tickets: a ticket of $rsa_ticket bytes, want the encrypted session"
 [ "$(metric 'p11pki_handshakes_total{binding="ec",result="resumed"}')" = 2 ] ||
 	fail "metrics: resumed handshakes of ec: $(metric 'p11pki_handshakes_total{binding="ec",result="resumed"}')"
-ok "sessions resume: TLS 1.3 ticket ($rsa_ticket bytes), in the server with session_tickets = off ($ec_ticket), TLS 1.2 session cache; metrics count them"
+ok "sessions resume: TLS 1.3 ticket ($rsa_ticket bytes), in the server with session_tickets = off ($ec_ticket), TLS 1.2 ticket and session cache; metrics count them"
 
 # ---- timeouts and the cap ----------------------------------------------------
 elapsed() { # HOST PORT: seconds until the server closes a silent TCP connection
