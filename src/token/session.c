@@ -132,7 +132,10 @@ static CK_RV open_session(p11pki_token *t, CK_SESSION_HANDLE *s)
 	int lock;
 
 	pthread_mutex_lock(&t->open_lock);
-	lock = p11pki_module_read_begin(t->m);
+	/* SoftHSM2 rewrites the token file on C_Login (the PIN flags): a
+	 * login is a writer, and a reader of another process would find the
+	 * file half-written */
+	lock = !t->logged_in && t->pin != NULL ? p11pki_module_write_begin(t->m) : p11pki_module_read_begin(t->m);
 	for (attempt = 0; attempt < OPEN_ATTEMPTS; attempt++) {
 		if (attempt > 0)
 			p11pki_sleep_ms(5u << attempt);
