@@ -128,6 +128,10 @@ P11PKI_API const char *p11pki_token_label(const p11pki_token *t);
 P11PKI_API void p11pki_token_close(p11pki_token *t);
 /* Most sessions the pool keeps open (default 8). */
 P11PKI_API void p11pki_token_set_pool_size(p11pki_token *t, unsigned n);
+/* Keys of this token sign through session copies (CKA_TOKEN false, still
+ * sensitive and not extractable) instead of the token objects: for
+ * processes that sign many times (serve). Off by default. */
+P11PKI_API void p11pki_token_use_session_keys(p11pki_token *t, int on);
 
 /* ---- Keys ------------------------------------------------------------- */
 

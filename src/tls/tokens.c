@@ -117,6 +117,7 @@ int tls_tokens_get(struct tls_tokens *tk, const struct p11pki_uri *sel, p11pki_t
 		goto out;
 	if (tk->pool > 0)
 		p11pki_token_set_pool_size(tok, tk->pool);
+	p11pki_token_use_session_keys(tok, 1);
 	tk->tok[tk->n].sel = key;
 	tk->tok[tk->n].t = tok;
 	tk->tok[tk->n].can_rsa_pss = pss;

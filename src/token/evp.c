@@ -21,6 +21,8 @@ struct keyref {
 	size_t id_len;
 	char what[96]; /* "signing with key 'LABEL'", for a failure */
 	_Atomic CK_OBJECT_HANDLE handle; /* cached; 0 until found */
+	atomic_int no_copy;		/* the token refused a session copy */
+	_Atomic CK_SESSION_HANDLE copy_holder; /* handle is a copy this session holds; 0: not */
 };
 
 static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
@@ -32,6 +34,9 @@ static void keyref_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lo
 {
 	struct keyref *k = ptr;
 
+	/* a reload loads its keys again: their copies end with the old ones */
+	if (k != NULL && k->copy_holder != 0)
+		p11pki_token_session_destroy(k->t, k->copy_holder, atomic_load(&k->handle));
 	free(k);
 }
 
@@ -44,10 +49,25 @@ struct sign_op {
 	CK_ULONG out_len;
 };
 
-static CK_RV find_private(p11pki_token *t, CK_SESSION_HANDLE s, struct keyref *k, CK_OBJECT_HANDLE *h)
+/* A token that will not copy a key (CKA_COPYABLE false, or no
+ * C_CopyObject) is not asked again; other failures are. */
+static int copy_refused(CK_RV rv)
+{
+	return rv == CKR_ACTION_PROHIBITED || rv == CKR_FUNCTION_NOT_SUPPORTED || rv == CKR_TEMPLATE_INCONSISTENT ||
+	       rv == CKR_ATTRIBUTE_READ_ONLY || rv == CKR_ATTRIBUTE_VALUE_INVALID;
+}
+
+/* Finds the key on the token (in place of `seen`, the handle the caller
+ * found missing or invalid; 0 at first) and, for a token that signs
+ * through session copies, copies it. Of two threads finding at once, the
+ * first installs its handle and the other destroys its copy. */
+static CK_RV find_private(p11pki_token *t, CK_SESSION_HANDLE s, struct keyref *k, CK_OBJECT_HANDLE seen,
+			  CK_OBJECT_HANDLE *h)
 {
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	CK_ATTRIBUTE tmpl[] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_ID, k->id, k->id_len } };
+	CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE, expected = seen;
+	CK_SESSION_HANDLE holder = 0;
 	CK_ULONG count;
 	CK_RV rv;
 
@@ -55,7 +75,21 @@ static CK_RV find_private(p11pki_token *t, CK_SESSION_HANDLE s, struct keyref *k
 		return rv;
 	if (count == 0)
 		return CKR_KEY_HANDLE_INVALID;
-	atomic_store(&k->handle, *h);
+	if (atomic_load(&t->session_keys) && !atomic_load(&k->no_copy)) {
+		rv = p11pki_token_session_copy(t, *h, &copy, &holder);
+		if (rv == CKR_OK && copy != CK_INVALID_HANDLE)
+			*h = copy;
+		else if (copy_refused(rv))
+			atomic_store(&k->no_copy, 1); /* sign with the token object */
+	}
+	if (!atomic_compare_exchange_strong(&k->handle, &expected, *h)) {
+		if (*h == copy)
+			p11pki_token_session_destroy(t, holder, copy);
+		*h = expected;
+		return CKR_OK;
+	}
+	/* the copy it replaces, if any, ended with its holder session */
+	k->copy_holder = *h == copy ? holder : 0;
 	return CKR_OK;
 }
 
@@ -68,12 +102,13 @@ static CK_RV sign_fn(p11pki_token *t, CK_SESSION_HANDLE s, void *arg)
 
 	/* no lock: the workers sign at once with one key */
 	h = atomic_load(&op->k->handle);
-	if (h == 0 && (rv = find_private(t, s, op->k, &h)) != CKR_OK)
+	if (h == 0 && (rv = find_private(t, s, op->k, 0, &h)) != CKR_OK)
 		return rv;
 	rv = P11_CALL(t->m, C_SignInit, s, &mech, h);
 	if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
-		/* the object was re-created or the token re-inserted */
-		if ((rv = find_private(t, s, op->k, &h)) != CKR_OK)
+		/* the object was re-created, the token re-inserted, or the
+		 * session holding its copy closed */
+		if ((rv = find_private(t, s, op->k, h, &h)) != CKR_OK)
 			return rv;
 		rv = P11_CALL(t->m, C_SignInit, s, &mech, h);
 	}

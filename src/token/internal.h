@@ -55,6 +55,11 @@ struct p11pki_token {
 	CK_SESSION_HANDLE *idle;	/* sessions ready for use */
 	unsigned n_idle, n_open, max_open;
 	unsigned generation;		/* bumped when all sessions are dropped */
+	pthread_mutex_t copy_lock;	/* guards the holder below */
+	CK_SESSION_HANDLE holder;	/* owns the session copies of keys */
+	unsigned holder_generation;
+	int has_holder;
+	atomic_int session_keys;	/* p11pki_token_use_session_keys */
 	atomic_uint sign_wait_us;	/* recent signatures (moving averages): time */
 	atomic_uint sign_cpu_us;	/* waited on the token, time computed here */
 };
@@ -80,6 +85,13 @@ int p11pki_ck_recoverable(CK_RV rv);
  * sessions, logs in again and retries once; CKR_GENERAL_ERROR (SoftHSM2's
  * answer to concurrent opens) is retried with backoff. On failure the
  * message names the call, the token, `what` and the CKR code. */
+/* Copies token object h into a session object (CKA_TOKEN false) owned by
+ * a session of the token's that the pool never hands out or closes. */
+CK_RV p11pki_token_session_copy(p11pki_token *t, CK_OBJECT_HANDLE h, CK_OBJECT_HANDLE *copy,
+				 CK_SESSION_HANDLE *holder);
+/* Destroys a copy, unless its holder session is gone (and the copy with it). */
+void p11pki_token_session_destroy(p11pki_token *t, CK_SESSION_HANDLE holder, CK_OBJECT_HANDLE copy);
+
 typedef CK_RV (*p11pki_session_fn)(p11pki_token *t, CK_SESSION_HANDLE s, void *arg);
 int p11pki_token_run(p11pki_token *t, const char *what, p11pki_session_fn fn, void *arg);
 

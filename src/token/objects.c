@@ -4,12 +4,27 @@
 
 #include "token/internal.h"
 
+#define FIND_ATTRS_MAX 16
+
+/* Token objects only, unless the template says otherwise: the session
+ * copies of keys (p11pki_token_session_copy) share their label and ID. */
 CK_RV p11pki_find(p11pki_token *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
 		  CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count)
 {
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE all[FIND_ATTRS_MAX + 1];
+	CK_ULONG i;
 	CK_RV rv, rv_final;
 
 	*count = 0;
+	for (i = 0; i < n && tmpl[i].type != CKA_TOKEN; i++)
+		;
+	if (i == n && n <= FIND_ATTRS_MAX) {
+		memcpy(all, tmpl, n * sizeof(*tmpl));
+		all[n] = (CK_ATTRIBUTE){ CKA_TOKEN, &yes, sizeof(yes) };
+		tmpl = all;
+		n++;
+	}
 	if ((rv = P11_CALL(t->m, C_FindObjectsInit, s, tmpl, n)) != CKR_OK)
 		return rv;
 	rv = P11_CALL(t->m, C_FindObjects, s, found, max, count);

@@ -33,6 +33,7 @@ int p11pki_token_open(p11pki_module *m, const struct p11pki_uri *sel, p11pki_tok
 	memcpy(t->serial, info.serial, sizeof(t->serial));
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->open_lock, NULL);
+	pthread_mutex_init(&t->copy_lock, NULL);
 	pthread_cond_init(&t->idle_cond, NULL);
 	*out = t;
 	return P11PKI_OK;
@@ -78,9 +79,12 @@ void p11pki_token_close(p11pki_token *t)
 	pthread_mutex_lock(&t->lock);
 	drop_sessions(t);
 	pthread_mutex_unlock(&t->lock);
+	if (t->has_holder)
+		(void)P11_CALL(t->m, C_CloseSession, t->holder);
 	pthread_cond_destroy(&t->idle_cond);
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->open_lock);
+	pthread_mutex_destroy(&t->copy_lock);
 	pthread_mutex_lock(&t->m->lock);
 	t->m->tokens_open--;
 	pthread_mutex_unlock(&t->m->lock);
@@ -226,6 +230,61 @@ int p11pki_token_login(p11pki_token *t, const p11pki_secret *pin)
 	t->idle[t->n_idle++] = s; /* the first pooled session */
 	pthread_mutex_unlock(&t->lock);
 	return P11PKI_OK;
+}
+
+void p11pki_token_use_session_keys(p11pki_token *t, int on)
+{
+	atomic_store(&t->session_keys, on != 0);
+}
+
+/* SoftHSM2 reads a token object's file back at every use, to see whether
+ * another process changed it (openat, fcntl, fstat under the object's
+ * lock, per signature: 3-5% of a handshake, measured); a session object
+ * lives in memory. The copy keeps CKA_SENSITIVE and CKA_EXTRACTABLE false,
+ * so it leaves the token no more than the original, and lives as long as
+ * the session that made it: the holder, which the pool never hands out.
+ * After the sessions were dropped (the token went away) a new holder
+ * makes new copies; closing the old one ends its copies, and a signature
+ * still using one finds the key again (evp.c). */
+CK_RV p11pki_token_session_copy(p11pki_token *t, CK_OBJECT_HANDLE h, CK_OBJECT_HANDLE *copy,
+				 CK_SESSION_HANDLE *holder)
+{
+	CK_BBOOL no = CK_FALSE;
+	CK_ATTRIBUTE tmpl[] = { { CKA_TOKEN, &no, sizeof(no) } };
+	CK_SESSION_HANDLE stale = CK_INVALID_HANDLE, s;
+	unsigned generation;
+	CK_RV rv;
+
+	pthread_mutex_lock(&t->lock);
+	generation = t->generation;
+	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_lock(&t->copy_lock);
+	if (t->has_holder && t->holder_generation != generation) {
+		stale = t->holder;
+		t->has_holder = 0;
+	}
+	if (!t->has_holder) {
+		if ((rv = open_session(t, &s)) != CKR_OK)
+			goto out;
+		t->holder = s;
+		t->holder_generation = generation;
+		t->has_holder = 1;
+	}
+	rv = P11_CALL(t->m, C_CopyObject, t->holder, h, tmpl, 1, copy);
+	*holder = t->holder;
+out:
+	pthread_mutex_unlock(&t->copy_lock);
+	if (stale != CK_INVALID_HANDLE)
+		(void)P11_CALL(t->m, C_CloseSession, stale);
+	return rv;
+}
+
+void p11pki_token_session_destroy(p11pki_token *t, CK_SESSION_HANDLE holder, CK_OBJECT_HANDLE copy)
+{
+	pthread_mutex_lock(&t->copy_lock);
+	if (t->has_holder && t->holder == holder)
+		(void)P11_CALL(t->m, C_DestroyObject, holder, copy);
+	pthread_mutex_unlock(&t->copy_lock);
 }
 
 /* Takes an idle session, or opens a new one below the cap (outside the

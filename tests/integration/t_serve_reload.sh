@@ -22,6 +22,7 @@ conf() {
 bindings = web
 bound_file = $T/bound
 workers = 2
+module = $P11FAULT
 
 [ web ]
 listen = ${2:-127.0.0.1:0}
@@ -31,6 +32,8 @@ mode = http
 backends = 127.0.0.1:$BACKEND_PORT
 EOF
 }
+# the fault module only forwards here, and counts the calls
+export P11FAULT_MODULE=$SOFTHSM2_MODULE P11FAULT_STATS=$T/stats
 conf "$KEY"
 start_serve "$T/serve.conf"
 WEB=$(bound web)
@@ -111,3 +114,9 @@ ms=$((($(date +%s%N) - start) / 1000000))
 [ "$rc" = 0 ] || fail "serve exited $rc after draining"
 [ "$ms" -ge 1500 ] || fail "serve exited $ms ms after SIGTERM, before the download could finish"
 ok "SIGTERM: new connections refused, the download in progress finished whole, exit 0 after $ms ms"
+
+# each generation signed with a session copy of the key, destroyed with it
+calls() { awk -v f="$1" '$1 == f { print $2 }' "$T/stats"; }
+[ "$(calls C_CopyObject)" -ge 2 ] && [ "$(calls C_DestroyObject)" = "$(calls C_CopyObject)" ] ||
+	fail "session copies of the key: $(calls C_CopyObject) made, $(calls C_DestroyObject) destroyed"
+ok "a session copy of the key per generation ($(calls C_CopyObject)), each destroyed with its generation"

@@ -221,4 +221,9 @@ kill "$HELD" 2>/dev/null || true
 [ ! -e "$T/serve.pid" ] || fail "the pid file is left behind"
 signs=$(awk '$1 == "C_Sign" { print $2 }' "$T/stats")
 [ -n "$signs" ] && [ "$signs" -ge "$full" ] || fail "C_Sign was called ${signs:-0} times for $full full handshakes"
-ok "SIGTERM: a never-ending connection closed at the 10 s deadline ($ms ms), exit 0, pid file removed; $signs C_Sign calls for $full full handshakes"
+# serve signs with a session copy of each key (made once, not per
+# signature: SoftHSM2 would read a token object's file back every time)
+copies=$(awk '$1 == "C_CopyObject" { print $2 }' "$T/stats")
+[ -n "$copies" ] && [ "$copies" -ge 2 ] && [ "$copies" -le 6 ] ||
+	fail "C_CopyObject was called ${copies:-0} times: want one copy per loaded key (ec, rsa, capped), two at most in a race"
+ok "SIGTERM: a never-ending connection closed at the 10 s deadline ($ms ms), exit 0, pid file removed; $signs C_Sign calls for $full full handshakes, with $copies session copies of the keys"
